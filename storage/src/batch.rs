@@ -1,0 +1,309 @@
+//! The Kafka v2 record batch header: parsing, validation and the two in-place
+//! patches the log makes (baseOffset and partitionLeaderEpoch, the only fields
+//! outside the CRC, so patching never recomputes it).
+//!
+//! Layout (big-endian), from Kafka's `DefaultRecordBatch`:
+//! baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 | crc u32 |
+//! attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64 |
+//! producerId i64 | producerEpoch i16 | baseSequence i32 | recordCount i32 | records
+
+use crate::error::BatchError;
+
+pub const HEADER_BYTES: usize = 61;
+/// Bytes before the batchLength field's payload: baseOffset + batchLength.
+pub const LOG_OVERHEAD: usize = 12;
+pub const MAGIC_V2: i8 = 2;
+
+const BASE_OFFSET: usize = 0;
+const BATCH_LENGTH: usize = 8;
+const LEADER_EPOCH: usize = 12;
+const MAGIC: usize = 16;
+const CRC: usize = 17;
+const ATTRIBUTES: usize = 21;
+const LAST_OFFSET_DELTA: usize = 23;
+const BASE_TIMESTAMP: usize = 27;
+const MAX_TIMESTAMP: usize = 35;
+const PRODUCER_ID: usize = 43;
+const RECORD_COUNT: usize = 57;
+/// The CRC covers attributes to the end of the batch.
+const CRC_START: usize = ATTRIBUTES;
+
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
+
+fn i16_at(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The decoded fixed header of one batch. Cheap to copy; holds no bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    /// Length of everything after the batchLength field.
+    pub batch_length: i32,
+    pub leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub record_count: i32,
+}
+
+impl BatchHeader {
+    /// Decodes the header of `bytes`, which must hold at least [`HEADER_BYTES`].
+    /// Checks nothing but the length; see [`validate`] for the rest.
+    pub fn parse(bytes: &[u8]) -> Result<Self, BatchError> {
+        if bytes.len() < HEADER_BYTES {
+            return Err(BatchError::TooShort { len: bytes.len() });
+        }
+        Ok(Self {
+            base_offset: i64_at(bytes, BASE_OFFSET),
+            batch_length: i32_at(bytes, BATCH_LENGTH),
+            leader_epoch: i32_at(bytes, LEADER_EPOCH),
+            magic: bytes[MAGIC] as i8,
+            crc: u32::from_be_bytes(bytes[CRC..CRC + 4].try_into().expect("4 bytes")),
+            attributes: i16_at(bytes, ATTRIBUTES),
+            last_offset_delta: i32_at(bytes, LAST_OFFSET_DELTA),
+            base_timestamp: i64_at(bytes, BASE_TIMESTAMP),
+            max_timestamp: i64_at(bytes, MAX_TIMESTAMP),
+            producer_id: i64_at(bytes, PRODUCER_ID),
+            record_count: i32_at(bytes, RECORD_COUNT),
+        })
+    }
+
+    /// Total size on disk: the length field plus what it counts.
+    pub fn total_bytes(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length.max(0) as usize
+    }
+
+    /// How many Kafka offsets the batch takes: `lastOffsetDelta + 1`. Zero for
+    /// the log's private control batches (Raft's blank and membership entries),
+    /// which keep Kafka offsets dense.
+    pub fn offset_count(&self) -> i64 {
+        i64::from(self.last_offset_delta) + 1
+    }
+
+    /// The last offset the batch takes; `base_offset - 1` when it takes none.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    pub fn compression_codec(&self) -> i16 {
+        self.attributes & ATTR_COMPRESSION_MASK
+    }
+}
+
+/// Checks everything the log relies on before a single byte is written:
+/// magic 2, a batchLength that matches the bytes, a sane record count and the
+/// CRC-32C. Returns the header on success.
+///
+/// Record counts: a data batch takes `recordCount` offsets and needs at least
+/// one record (Kafka's `LogValidator.validateBatch`); a control batch takes
+/// either as many offsets as records (transaction markers) or none (the log's
+/// own entries).
+pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(bytes)?;
+    if header.magic != MAGIC_V2 {
+        return Err(BatchError::UnsupportedMagic { magic: header.magic });
+    }
+    let actual = bytes.len() - LOG_OVERHEAD;
+    if header.batch_length < (HEADER_BYTES - LOG_OVERHEAD) as i32 || header.batch_length as usize != actual {
+        return Err(BatchError::LengthMismatch { declared: header.batch_length, actual });
+    }
+    let (count, delta) = (header.record_count, header.last_offset_delta);
+    let counts_ok = if header.is_control() {
+        count >= 0 && (delta == -1 || (delta >= 0 && delta.checked_add(1) == Some(count)))
+    } else {
+        count > 0 && delta.checked_add(1) == Some(count)
+    };
+    if !counts_ok {
+        return Err(BatchError::BadRecordCount { record_count: count, last_offset_delta: delta });
+    }
+    let computed = crc32c::crc32c(&bytes[CRC_START..]);
+    if computed != header.crc {
+        return Err(BatchError::CrcMismatch { stored: header.crc, computed });
+    }
+    Ok(header)
+}
+
+/// Writes baseOffset and partitionLeaderEpoch in place. Both lie outside the
+/// CRC, so the batch stays valid.
+pub fn patch(bytes: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    assert!(bytes.len() >= HEADER_BYTES, "patching a batch shorter than its header");
+    bytes[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    bytes[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// Builds a v2 batch around already-encoded `records`. Used for the log's
+/// private control batches and by tests; the broker never re-encodes client data.
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    base_offset: i64,
+    leader_epoch: i32,
+    attributes: i16,
+    last_offset_delta: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    producer_id: i64,
+    record_count: i32,
+    records: &[u8],
+) -> Vec<u8> {
+    let total = HEADER_BYTES + records.len();
+    let mut b = Vec::with_capacity(total);
+    b.extend_from_slice(&base_offset.to_be_bytes());
+    b.extend_from_slice(&((total - LOG_OVERHEAD) as i32).to_be_bytes());
+    b.extend_from_slice(&leader_epoch.to_be_bytes());
+    b.push(MAGIC_V2 as u8);
+    b.extend_from_slice(&[0; 4]); // crc, filled below
+    b.extend_from_slice(&attributes.to_be_bytes());
+    b.extend_from_slice(&last_offset_delta.to_be_bytes());
+    b.extend_from_slice(&base_timestamp.to_be_bytes());
+    b.extend_from_slice(&max_timestamp.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&record_count.to_be_bytes());
+    b.extend_from_slice(records);
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    debug_assert_eq!(b.len(), total);
+    b
+}
+
+/// A private control batch that takes no Kafka offset: Raft's blank and
+/// membership entries are stored as these so the raft log stays contiguous
+/// while Kafka offsets stay dense. `payload` is opaque to the log.
+pub fn build_offsetless_control(leader_epoch: i32, timestamp: i64, payload: &[u8]) -> Vec<u8> {
+    build(0, leader_epoch, ATTR_CONTROL, -1, timestamp, timestamp, -1, 0, payload)
+}
+
+/// An uncompressed batch with one record per timestamp, each with a key
+/// `k<i>` and a value of `value_len` bytes. For tests, benchmarks and tools;
+/// the broker never builds client batches.
+pub fn uncompressed_batch(timestamps: &[i64], value_len: usize) -> Vec<u8> {
+    let n = timestamps.len();
+    assert!(n > 0);
+    let base_ts = timestamps[0];
+    let mut records = Vec::new();
+    for (i, ts) in timestamps.iter().enumerate() {
+        let mut body = Vec::new();
+        body.push(0u8); // attributes
+        put_varint(&mut body, ts - base_ts);
+        put_varint(&mut body, i as i64);
+        let key = format!("k{i}");
+        put_varint(&mut body, key.len() as i64);
+        body.extend_from_slice(key.as_bytes());
+        put_varint(&mut body, value_len as i64);
+        body.extend((0..value_len).map(|j| (i + j) as u8));
+        put_varint(&mut body, 0); // headers
+        put_varint(&mut records, body.len() as i64);
+        records.extend_from_slice(&body);
+    }
+    let max_ts = *timestamps.iter().max().unwrap();
+    build(0, 0, 0, n as i32 - 1, base_ts, max_ts, -1, n as i32, &records)
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        if z < 0x80 {
+            out.push(z as u8);
+            return;
+        }
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_batch_validates_and_patch_keeps_crc() {
+        let mut b = uncompressed_batch(&[10, 20, 15], 7);
+        let h = validate(&b).unwrap();
+        assert_eq!((h.record_count, h.offset_count(), h.max_timestamp), (3, 3, 20));
+        patch(&mut b, 1234, 9);
+        let h = validate(&b).unwrap();
+        assert_eq!((h.base_offset, h.leader_epoch, h.last_offset()), (1234, 9, 1236));
+    }
+
+    #[test]
+    fn offsetless_control_batch_takes_no_offset() {
+        let b = build_offsetless_control(3, 99, b"membership");
+        let h = validate(&b).unwrap();
+        assert!(h.is_control());
+        assert_eq!(h.offset_count(), 0);
+    }
+
+    #[test]
+    fn rejections_say_what_is_wrong() {
+        let good = uncompressed_batch(&[1, 2], 3);
+        type Case = (&'static str, Vec<u8>, fn(&BatchError) -> bool);
+        let cases: Vec<Case> = vec![
+            ("short", good[..40].to_vec(), |e| matches!(e, BatchError::TooShort { len: 40 })),
+            (
+                "magic 1",
+                {
+                    let mut b = good.clone();
+                    b[MAGIC] = 1;
+                    b
+                },
+                |e| matches!(e, BatchError::UnsupportedMagic { magic: 1 }),
+            ),
+            (
+                "magic 0",
+                {
+                    let mut b = good.clone();
+                    b[MAGIC] = 0;
+                    b
+                },
+                |e| matches!(e, BatchError::UnsupportedMagic { magic: 0 }),
+            ),
+            (
+                "length",
+                {
+                    let mut b = good.clone();
+                    b.push(0);
+                    b
+                },
+                |e| matches!(e, BatchError::LengthMismatch { .. }),
+            ),
+            (
+                "crc",
+                {
+                    let mut b = good.clone();
+                    let l = b.len();
+                    b[l - 1] ^= 0xff;
+                    b
+                },
+                |e| matches!(e, BatchError::CrcMismatch { .. }),
+            ),
+            ("zero records", build(0, 0, 0, -1, 0, 0, -1, 0, &[]), |e| matches!(e, BatchError::BadRecordCount { .. })),
+            ("delta mismatch", build(0, 0, 0, 5, 0, 0, -1, 2, &[]), |e| matches!(e, BatchError::BadRecordCount { .. })),
+        ];
+        for (name, bytes, ok) in cases {
+            let err = validate(&bytes).expect_err(name);
+            assert!(ok(&err), "{name}: {err}");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Deleting the oldest data: retention by time and size, and prefix deletion
+//! (Kafka's DeleteRecords, raft's purge). Only whole sealed segments are
+//! removed; the active segment is never touched. The log start offset is made
+//! durable before any file goes, so a crash in between only leaves segments
+//! that the next open deletes.
+
+use std::time::UNIX_EPOCH;
+
+use crate::checkpoint::{self, LOG_START};
+use crate::error::Result;
+use crate::log::Log;
+use crate::segment::{LOG_EXT, file_name};
+
+impl Log {
+    /// Advances the log start offset to `offset` (at most the log end) and
+    /// deletes sealed segments that lie wholly below it. Returns how many.
+    pub fn delete_before(&mut self, offset: i64) -> Result<usize> {
+        let offset = offset.min(self.log_end_offset());
+        if offset <= self.log_start_offset {
+            return Ok(0);
+        }
+        checkpoint::write(&self.dir, LOG_START, offset)?;
+        self.log_start_offset = offset;
+        let n = (0..self.sealed.len()).take_while(|&i| self.next_base(i) <= offset).count();
+        self.delete_oldest(n)
+    }
+
+    /// Applies `retention.ms` and `retention.bytes` to sealed segments that lie
+    /// wholly below `upto_offset` (the high watermark: uncommitted data is
+    /// never deleted). Returns how many segments went.
+    pub fn apply_retention(&mut self, upto_offset: i64) -> Result<usize> {
+        let eligible = (0..self.sealed.len()).take_while(|&i| self.next_base(i) <= upto_offset).count();
+        let mut by_time = 0;
+        if let Some(retention_ms) = self.config.retention_ms {
+            let now = self.clock.now_ms();
+            while by_time < eligible && now - self.largest_timestamp_or_mtime(by_time)? > retention_ms {
+                by_time += 1;
+            }
+        }
+        // Kafka's rule: delete the oldest while what remains is still at least retention.bytes.
+        let mut by_size = 0;
+        if let Some(limit) = self.config.retention_bytes {
+            let mut excess = self.size_bytes() as i64 - limit as i64;
+            while by_size < eligible && excess - self.sealed[by_size].bytes as i64 >= 0 {
+                excess -= self.sealed[by_size].bytes as i64;
+                by_size += 1;
+            }
+        }
+        let n = by_time.max(by_size);
+        if n > 0 {
+            let new_start = self.next_base(n - 1);
+            tracing::info!(dir = %self.dir.display(), segments = n, by_time, by_size, log_start_offset = new_start, "retention deletes segments");
+            if new_start > self.log_start_offset {
+                checkpoint::write(&self.dir, LOG_START, new_start)?;
+                self.log_start_offset = new_start;
+            }
+        }
+        self.delete_oldest(n)
+    }
+
+    /// Base offset of the segment after sealed segment `i`.
+    fn next_base(&self, i: usize) -> i64 {
+        self.sealed.get(i + 1).map_or(self.active.base_offset, |s| s.base_offset)
+    }
+
+    /// Kafka's `LogSegment.largestTimestamp`: the largest batch timestamp, or
+    /// the file's modification time when no batch has one.
+    fn largest_timestamp_or_mtime(&self, i: usize) -> Result<i64> {
+        let (ts, _) = self.with_segment(i, |s| s.largest_timestamp())?;
+        if ts >= 0 {
+            return Ok(ts);
+        }
+        let path = self.dir.join(file_name(self.sealed[i].base_offset, LOG_EXT));
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        Ok(mtime.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as i64))
+    }
+
+    fn delete_oldest(&mut self, n: usize) -> Result<usize> {
+        debug_assert!(n <= self.sealed.len(), "never the active segment");
+        for slot in self.sealed.drain(..n) {
+            self.cache.lock().expect("cache lock").remove(slot.base_offset);
+            Log::remove_segment_files(&self.dir, slot.base_offset)?;
+        }
+        debug_assert!(self.sealed.first().is_none_or(|s| s.base_offset <= self.log_start_offset) || self.sealed.is_empty());
+        Ok(n)
+    }
+}
