@@ -60,7 +60,8 @@ impl Log {
         let mut out = ReadResult { next_offset: offset, ..Default::default() };
         let upto = upto_offset.min(end);
         let mut i = self.segment_for_offset(offset);
-        while out.next_offset < upto && i <= self.sealed.len() {
+        // Checked before opening the next segment, so a full read never maps one it will not use.
+        while out.next_offset < upto && out.bytes < max_bytes.max(1) && i <= self.sealed.len() {
             let full = self.with_segment(i, |seg| read_segment(seg, &mut out, max_bytes, upto))?;
             if full {
                 break;

@@ -180,3 +180,6 @@ fn base_raft_after_trusted(dir: &Path, sealed: &[Slot]) -> Result<u64> {
     })?;
     Ok(base + Segment::count_batches(dir, last.base_offset)?)
 }
+
+#[cfg(test)]
+mod tests;
