@@ -49,12 +49,6 @@ impl Region {
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_mut_ptr().add(at), src.len()) }
     }
 
-    pub fn zero(&self, at: usize, len: usize) {
-        assert!(at.checked_add(len).is_some_and(|end| end <= self.len), "zeroing past the mapped region");
-        // SAFETY: in bounds; the range is above every published length (module rule).
-        unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(at), 0, len) }
-    }
-
     /// Borrows published bytes, e.g. to parse a header during a scan.
     pub fn bytes(&self, at: usize, len: usize) -> &[u8] {
         assert!(at.checked_add(len).is_some_and(|end| end <= self.len), "read past the mapped region");

@@ -419,18 +419,6 @@ impl<'a> Cursor<'a> {
         Ok(i8::from_be_bytes(self.read_array()?))
     }
 
-    fn read_i16(&mut self) -> Result<i16, RecordsError> {
-        Ok(i16::from_be_bytes(self.read_array()?))
-    }
-
-    fn read_i32(&mut self) -> Result<i32, RecordsError> {
-        Ok(i32::from_be_bytes(self.read_array()?))
-    }
-
-    fn read_i64(&mut self) -> Result<i64, RecordsError> {
-        Ok(i64::from_be_bytes(self.read_array()?))
-    }
-
     /// Unsigned LEB128 of at most `max_bytes` bytes whose value fits in `max_bits` bits.
     fn read_unsigned_varint(&mut self, max_bytes: u8, max_bits: u32) -> Result<u64, RecordsError> {
         debug_assert!(u32::from(max_bytes) * 7 >= max_bits && max_bits <= 64);

@@ -141,7 +141,8 @@ impl Segment {
     /// Opens a segment for appending. With `scan_all`, every batch is checked
     /// (CRC, continuity) and the log is cut at the first bad one; otherwise the
     /// indexes are trusted and only the bytes after their last entries are read.
-    /// Returns the segment and how many bytes were cut off.
+    /// Returns the segment and how many bytes of data were cut off (the
+    /// zero-filled preallocated space after the last batch does not count).
     pub fn open_active(dir: &Path, base_offset: i64, base_raft: u64, config: &LogConfig, scan_all: bool) -> Result<(Self, u64)> {
         let mut seg = Self::open_files(dir, base_offset, base_raft, true)?;
         let file_len = seg.len;
@@ -153,9 +154,9 @@ impl Segment {
         } else {
             seg.rebuild_indexes(config.index_interval_bytes)
         };
-        let cut = file_len - valid;
-        if valid < seg.len {
-            seg.zero_from(valid);
+        let cut = seg.nonzero_extent(valid, file_len);
+        if valid < file_len {
+            seg.cut_tail(valid)?;
         }
         seg.len = valid;
         seg.persist_indexes()?;
@@ -499,13 +500,10 @@ impl Segment {
     pub fn truncate(&mut self, position: u32, interval: u64) -> Result<()> {
         assert!(self.writable, "truncating a sealed segment");
         assert!(position as u64 <= self.len, "truncation point beyond the end");
-        let old_len = self.len;
-        self.zero_from(position as u64);
+        self.cut_tail(position as u64)?;
         // Synced now, so that a power loss cannot bring the cut batches back
         // behind newer ones written over their start.
-        if let Some(region) = &self.region {
-            region.flush_range(position as usize, (old_len - position as u64) as usize).ctx("syncing truncation", &self.log_path)?;
-        }
+        self.file.sync_all().ctx("syncing truncation", &self.log_path)?;
         self.len = position as u64;
         // Truncation is rare (a follower losing its uncommitted tail); a full
         // rescan gives exact indexes and the exact largest timestamp.
@@ -531,12 +529,30 @@ impl Segment {
         Ok(seg.batches_from(0, 0).count() as u64)
     }
 
-    fn zero_from(&mut self, position: u64) {
-        let Some(region) = self.region.as_ref() else { return };
-        let end = self.len.min(region.len() as u64);
-        if position < end {
-            region.zero(position as usize, (end - position) as usize);
+    /// Discards everything from `position` on: the file is cut there (which
+    /// frees the blocks and zeroes the rest of the last page, so nothing old
+    /// can be scanned back) and extended again, sparse, to its capacity. The
+    /// map stays valid; the cut pages read as zeros. Costs nothing per byte
+    /// cut, unlike writing zeros over up to `segment.bytes` of preallocation.
+    fn cut_tail(&mut self, position: u64) -> Result<()> {
+        let capacity = self.capacity().max(position);
+        self.file.set_len(position).ctx("cutting segment", &self.log_path)?;
+        self.file.set_len(capacity).ctx("extending segment", &self.log_path)?;
+        self.reserved = position;
+        Ok(())
+    }
+
+    /// Bytes from `from` to the last non-zero byte within a 1 MiB window:
+    /// how much of a torn or damaged tail was real data, for the recovery
+    /// report. A clean end of preallocated space reads as 0.
+    fn nonzero_extent(&self, from: u64, end: u64) -> u64 {
+        let Some(region) = self.region.as_ref() else { return 0 };
+        let to = end.min(from.saturating_add(1 << 20)).min(region.len() as u64);
+        if from >= to {
+            return 0;
         }
+        let window = region.bytes(from as usize, (to - from) as usize);
+        window.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
     }
 
     /// Adds the final time entry (Kafka's `onBecomeInactiveSegment`) so the
