@@ -311,4 +311,21 @@ mod tests {
             assert!(ok(&err), "{name}: {err}");
         }
     }
+
+    proptest::proptest! {
+        /// Any bytes at all, from a socket or a damaged disk: an answer, never a panic.
+        #[test]
+        fn validate_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = validate(&bytes);
+        }
+
+        /// A valid batch with any one byte flipped is refused (CRC or structure).
+        #[test]
+        fn any_flipped_byte_after_the_epoch_is_caught(at in 16usize..120, bit in 0u8..8) {
+            let mut b = uncompressed_batch(&[1, 2, 3], 10);
+            let at = 16 + at % (b.len() - 16);
+            b[at] ^= 1 << bit;
+            proptest::prop_assert!(validate(&b).is_err());
+        }
+    }
 }

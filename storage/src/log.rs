@@ -318,5 +318,11 @@ impl Log {
     }
 }
 
+/// The raft layer shares a log between its writer and many readers.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Log>();
+};
+
 #[cfg(test)]
 mod tests;
