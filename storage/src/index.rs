@@ -88,7 +88,7 @@ pub struct Index<E: Entry> {
 impl<E: Entry> Index<E> {
     /// A new, empty index; the file is created on the first [`Index::persist`].
     pub fn new(path: PathBuf, header: Vec<u8>) -> Self {
-        Self { path, header, entries: Vec::new(), persisted: 0 }
+        Self { path, header, entries: Vec::new(), persisted: usize::MAX }
     }
 
     /// Loads an index file and checks that its keys and positions only grow.
@@ -159,13 +159,16 @@ impl<E: Entry> Index<E> {
         self.persisted = usize::MAX;
     }
 
-    /// Writes what the file lacks; rewrites it whole after a truncation. The
-    /// caller fsyncs through [`Index::path`] when it needs durability.
+    /// Writes what the file lacks. A whole rewrite (first write, or after a
+    /// truncation) goes through a temporary file and a rename, so a crash
+    /// never leaves a torn header; a file with a header (the raft index) is
+    /// also fsynced, since its header cannot be rebuilt. Appended entries are
+    /// made durable by the caller's flush.
     pub fn persist(&mut self) -> Result<()> {
-        if self.persisted == self.entries.len() && self.path.exists() {
+        let rewrite = self.persisted > self.entries.len();
+        if !rewrite && self.persisted == self.entries.len() {
             return Ok(());
         }
-        let rewrite = self.persisted > self.entries.len() || !self.path.exists();
         let from = if rewrite { 0 } else { self.persisted };
         let mut buf = Vec::with_capacity(self.header.len() + (self.entries.len() - from) * E::BYTES);
         if rewrite {
@@ -174,15 +177,30 @@ impl<E: Entry> Index<E> {
         for e in &self.entries[from..] {
             e.encode(&mut buf);
         }
-        let mut f = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(!rewrite)
-            .truncate(rewrite)
-            .open(&self.path)
-            .ctx("opening index", &self.path)?;
-        f.write_all(&buf).ctx("writing index", &self.path)?;
+        if rewrite {
+            self.rewrite(&buf)?;
+        } else {
+            let mut f = OpenOptions::new().append(true).open(&self.path).ctx("opening index", &self.path)?;
+            f.write_all(&buf).ctx("writing index", &self.path)?;
+        }
         self.persisted = self.entries.len();
+        Ok(())
+    }
+
+    fn rewrite(&self, bytes: &[u8]) -> Result<()> {
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut f = File::create(&tmp).ctx("creating index", &tmp)?;
+        f.write_all(bytes).ctx("writing index", &tmp)?;
+        let durable = !self.header.is_empty();
+        if durable {
+            f.sync_all().ctx("syncing index", &tmp)?;
+        }
+        std::fs::rename(&tmp, &self.path).ctx("renaming index", &self.path)?;
+        if durable && let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).ctx("syncing directory", dir)?;
+        }
         Ok(())
     }
 

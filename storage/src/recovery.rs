@@ -60,8 +60,23 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
 
     let mut pending = Vec::new();
     let mut active: Option<Segment> = None;
+    // The first scanned segment must continue the last trusted one; that one
+    // is opened for the check (and closed again: it is not kept open).
+    let mut expected = match first_scanned.checked_sub(1) {
+        Some(prev) => {
+            let base_raft = index::read_raft_header(&dir.join(file_name(bases[prev], RAFT_INDEX_EXT)));
+            let base_raft = match base_raft {
+                Some(b) => b,
+                None => base_raft_after_trusted(dir, &sealed[..prev])?,
+            };
+            Some(Segment::open_sealed(dir, bases[prev], base_raft, config.index_interval_bytes)?.end())
+        }
+        None => None,
+    };
     for (i, &base) in bases.iter().enumerate().skip(first_scanned) {
-        let expected = active.as_ref().map(|prev| (prev.tail.next_offset, prev.tail.next_raft));
+        if let Some(prev) = &active {
+            expected = Some((prev.tail.next_offset, prev.tail.next_raft));
+        }
         let base_raft = match (index::read_raft_header(&dir.join(file_name(base, RAFT_INDEX_EXT))), expected) {
             (Some(b), _) => b,
             (None, Some((_, next_raft))) => next_raft,
@@ -90,7 +105,18 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
             break;
         }
     }
-    let active = active.expect("the log always has a segment");
+    let active = match active {
+        Some(a) => a,
+        // Every scanned segment was dropped: the last trusted one takes over.
+        None => {
+            let slot = sealed.pop().expect("a dropped first scanned segment has a trusted predecessor");
+            let base_raft = match index::read_raft_header(&dir.join(file_name(slot.base_offset, RAFT_INDEX_EXT))) {
+                Some(b) => b,
+                None => base_raft_after_trusted(dir, &sealed)?,
+            };
+            Segment::open_active(dir, slot.base_offset, base_raft, &config, false)?.0
+        }
+    };
     let log_start_offset =
         log_start.unwrap_or(i64::MIN).max(sealed.first().map_or(active.base_offset, |s| s.base_offset)).min(active.tail.next_offset);
     report.segments = sealed.len() + 1;

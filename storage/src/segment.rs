@@ -98,10 +98,11 @@ impl Segment {
     /// it is the one fact about a segment that cannot be rebuilt from its log.
     pub fn create(dir: &Path, base_offset: i64, base_raft: u64, config: &LogConfig) -> Result<Self> {
         let [log_path, index_path, time_path, raft_path] = paths(dir, base_offset);
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&log_path).ctx("creating segment", &log_path)?;
+        // The header first: whenever a `.log` exists, so does its raft header
+        // (an orphan header left by a crash here is removed on open).
         let mut rafts = Index::new(raft_path, index::raft_header(base_raft));
         rafts.persist()?;
-        File::open(rafts.path()).and_then(|f| f.sync_all()).ctx("syncing raft index", rafts.path())?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&log_path).ctx("creating segment", &log_path)?;
         let mut seg = Self {
             base_offset,
             base_raft,
@@ -133,7 +134,7 @@ impl Segment {
             if valid < seg.len {
                 tracing::warn!(segment = %seg.log_path.display(), valid, len = seg.len, "sealed segment has an invalid batch; reads stop there");
             }
-            seg.persist_indexes()?;
+            seg.close_indexes()?;
         }
         Ok(seg)
     }
@@ -215,8 +216,7 @@ impl Segment {
         self.base_raft = base_raft;
         self.tail.next_raft = base_raft;
         self.rafts.set_header(index::raft_header(base_raft));
-        self.rafts.persist()?;
-        File::open(self.rafts.path()).and_then(|f| f.sync_all()).ctx("syncing raft index", self.rafts.path())
+        self.rafts.persist()
     }
 
     fn reserve(&mut self, upto: u64, step: u64) -> Result<()> {
@@ -422,6 +422,13 @@ impl Segment {
             next = u32::try_from(position as u64 + header.total_bytes() as u64).ok().map(|p| (p, raft_index + 1));
             Some(Located { position, raft_index, header })
         })
+    }
+
+    /// The offset and raft index after the segment's last batch, read from its
+    /// last raft index entry on.
+    pub fn end(&self) -> (i64, u64) {
+        let (start, raft) = self.rafts.last().map_or((0, self.base_raft), |e| (e.position, self.base_raft + u64::from(e.relative)));
+        self.batches_from(start, raft).fold((self.base_offset, self.base_raft), |_, l| (l.header.last_offset() + 1, l.raft_index + 1))
     }
 
     /// The first offset-bearing batch whose last offset is at least `offset`.
