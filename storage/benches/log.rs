@@ -11,11 +11,12 @@
 //!   really read.
 //!
 //! Fairness: every side writes into fresh, preallocated space in the same
-//! directory, `target/bench-tmp` (on the same disk as real data, not tmpfs;
-//! override with `FJORD_BENCH_DIR`). Nothing is fsynced: Kafka's default flush
-//! policy is never, so both sides measure the page cache. The log and the raw
-//! file are replaced by fresh ones, outside the timed part, before they would
-//! outgrow one segment, so no roll is timed and the disk holds < 1 GiB.
+//! directory, `target/bench-tmp` (ext4 on the same disk as real data, not
+//! tmpfs; override with `FJORD_BENCH_DIR`). Nothing is fsynced: Kafka's default
+//! flush policy is never, so both sides measure the page cache. The log pays
+//! its own rolls and block reservations inside the timed part, as it would in
+//! service; the raw file is preallocated whole and replaced untimed. Full logs
+//! and files are deleted between timed runs, so the disk holds < 1 GiB.
 
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
@@ -86,51 +87,67 @@ fn preallocated_file(path: &Path, bytes: u64) -> File {
     file
 }
 
-/// Something that takes batches until full and can be swapped for a fresh,
-/// empty instance; the swap is never timed.
+/// Something that takes batches, with untimed upkeep between timed runs that
+/// keeps its disk use bounded.
 trait Sink {
-    fn room_bytes(&self) -> u64;
+    /// Bytes that may be appended before `maintain` must run.
+    fn budget_bytes(&self) -> u64;
     fn append(&mut self, batch: &[u8]);
-    fn reset(&mut self);
+    fn maintain(&mut self);
 }
 
+/// A log appended to the way a partition is, rolls included (timed). After
+/// its first roll the whole log is replaced, untimed, by a fresh one.
+///
+/// Why not retention instead: segments sealed since the last flush stay open
+/// (`FlushState::pending` holds their `File`s) until a flush, which Kafka's
+/// default policy never makes, so deleted segments would keep their page
+/// cache and blocks, and the dirty pages would pile up to the writeback
+/// threshold and throttle appends to disk speed.
 struct LogSink {
     dir: tempfile::TempDir,
     log: Option<Log>,
-    written_bytes: u64,
+    since_maintain_bytes: u64,
 }
+
+/// How many bytes a log sink takes between two checks for a roll.
+const LOG_MAINTAIN_BYTES: u64 = 64 << 20;
 
 impl LogSink {
     fn new() -> Self {
         let dir = temp_dir();
         let log = Log::open(dir.path().join("p-0"), log_config(APPEND_SEGMENT_BYTES)).expect("opening the log");
-        Self { dir, log: Some(log), written_bytes: 0 }
+        Self { dir, log: Some(log), since_maintain_bytes: 0 }
     }
 }
 
 impl Sink for LogSink {
-    fn room_bytes(&self) -> u64 {
-        APPEND_SEGMENT_BYTES - self.written_bytes
+    fn budget_bytes(&self) -> u64 {
+        LOG_MAINTAIN_BYTES - self.since_maintain_bytes
     }
 
     fn append(&mut self, batch: &[u8]) {
         let log = self.log.as_mut().expect("log is open");
-        // The first append to an empty log starts the raft log at 1.
+        // A new raft log starts at index 1.
         let raft = if log.is_empty() { 1 } else { log.next_raft_index() };
         black_box(log.append(black_box(batch), LEADER_EPOCH, raft).expect("append"));
-        self.written_bytes += batch.len() as u64;
+        self.since_maintain_bytes += batch.len() as u64;
     }
 
-    fn reset(&mut self) {
-        // Dropped without `close`: close would fsync, which no append pays.
-        drop(self.log.take());
-        let path = self.dir.path().join("p-0");
-        std::fs::remove_dir_all(&path).expect("removing the log");
-        self.log = Some(Log::open(&path, log_config(APPEND_SEGMENT_BYTES)).expect("reopening the log"));
-        self.written_bytes = 0;
+    fn maintain(&mut self) {
+        self.since_maintain_bytes = 0;
+        if self.log.as_ref().is_some_and(|log| log.segment_count() > 1) {
+            // Dropped without `close`, which would fsync.
+            drop(self.log.take());
+            let path = self.dir.path().join("p-0");
+            std::fs::remove_dir_all(&path).expect("removing the log");
+            self.log = Some(Log::open(&path, log_config(APPEND_SEGMENT_BYTES)).expect("reopening the log"));
+        }
     }
 }
 
+/// Plain `write_all` into a preallocated file of `APPEND_SEGMENT_BYTES`,
+/// replaced (untimed) by a fresh one when full.
 struct RawSink {
     dir: tempfile::TempDir,
     file: File,
@@ -146,7 +163,7 @@ impl RawSink {
 }
 
 impl Sink for RawSink {
-    fn room_bytes(&self) -> u64 {
+    fn budget_bytes(&self) -> u64 {
         APPEND_SEGMENT_BYTES - self.written_bytes
     }
 
@@ -155,7 +172,7 @@ impl Sink for RawSink {
         self.written_bytes += batch.len() as u64;
     }
 
-    fn reset(&mut self) {
+    fn maintain(&mut self) {
         let path = self.dir.path().join("raw.log");
         std::fs::remove_file(&path).expect("removing the raw file");
         self.file = preallocated_file(&path, APPEND_SEGMENT_BYTES);
@@ -164,18 +181,17 @@ impl Sink for RawSink {
 }
 
 /// Appends `iters` batches, cycling through `batches`, timing only the
-/// appends: the sink is reset between timed runs when the next would not fit.
+/// appends: the sink's upkeep runs between timed runs.
 fn timed_appends(sink: &mut impl Sink, batches: &[Vec<u8>], iters: u64) -> Duration {
     let batch_bytes = batches[0].len() as u64;
     let mut elapsed = Duration::ZERO;
     let (mut done, mut next) = (0u64, 0usize);
     while done < iters {
-        let fit = sink.room_bytes() / batch_bytes;
-        if fit == 0 {
-            sink.reset();
-            continue;
+        if sink.budget_bytes() < batch_bytes {
+            sink.maintain();
+            assert!(sink.budget_bytes() >= batch_bytes, "upkeep made no room");
         }
-        let run = fit.min(iters - done);
+        let run = (sink.budget_bytes() / batch_bytes).min(iters - done);
         let start = Instant::now();
         for _ in 0..run {
             sink.append(&batches[next]);

@@ -20,7 +20,11 @@ pub const RECOVERY_POINT: &str = "recovery-point.checkpoint";
 
 pub fn write(dir: &Path, name: &str, value: i64) -> Result<()> {
     let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
+    // A name of its own per write: a background flush and the owner may
+    // write the same checkpoint at once, and must not rename each other's file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{name}.{}.{n}.tmp", std::process::id()));
     let mut f = File::create(&tmp).ctx("creating checkpoint", &tmp)?;
     f.write_all(format!("{VERSION}\n{value}\n").as_bytes()).ctx("writing checkpoint", &tmp)?;
     f.sync_all().ctx("syncing checkpoint", &tmp)?;

@@ -8,10 +8,15 @@
 //! Run one job at a time per log.
 //!
 //! Policy, as Kafka's: `flush.messages` and `flush.ms` trigger a flush from
-//! `append`; both default to never, leaving durability to replication.
+//! `append`; both default to never, leaving durability to replication. As in
+//! Kafka, a rolled segment is synced in the background right after the roll
+//! and the recovery point moves past it, so a crash never rescans more than
+//! the active segment and what rolled just before it, and no sealed segment
+//! stays dirty (or open) waiting for a flush that the policy never asks for.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::checkpoint;
 use crate::error::Result;
@@ -34,9 +39,13 @@ pub(crate) struct RecoveryPoint {
     pub value: i64,
 }
 
+/// Sealed segments not yet known to be on disk; shared with the background
+/// roll flusher, which removes each once synced.
+type Pending = Arc<Mutex<Vec<FlushParts>>>;
+
 #[derive(Debug, Default)]
 pub(crate) struct FlushState {
-    pending: Vec<FlushParts>,
+    pending: Pending,
     /// (base offset of the active segment, bytes of it already handed to a job).
     active_synced: (i64, u64),
     unflushed_records: u64,
@@ -51,12 +60,17 @@ impl FlushState {
     }
 
     pub fn sealed_since_flush(&mut self, parts: FlushParts) {
-        self.pending.push(parts);
+        self.pending.lock().expect("pending lock").push(parts);
         self.dir_dirty = true;
     }
 
+    /// Segments that were deleted need no sync (and must not be kept open).
+    pub fn forget(&mut self, deleted: impl Fn(i64) -> bool) {
+        self.pending.lock().expect("pending lock").retain(|p| !deleted(p.base_offset));
+    }
+
     /// After a truncation: nothing above the new end is durable. (The cut
-    /// bytes were zeroed and synced by the truncation itself.)
+    /// bytes were discarded and synced by the truncation itself.)
     pub fn truncated(&mut self, end: Durable, active_base: i64, active_len: u64) {
         self.durable = self.durable.min(end);
         let synced = if self.active_synced.0 == active_base { self.active_synced.1.min(active_len) } else { 0 };
@@ -65,11 +79,81 @@ impl FlushState {
     }
 }
 
+/// Syncs `parts`, then drops them from `pending`; on failure they stay
+/// pending and the next flush tries again.
+fn sync_pending(parts: &[FlushParts], pending: &Pending) -> Result<()> {
+    for p in parts {
+        p.sync()?;
+    }
+    pending.lock().expect("pending lock").retain(|q| !parts.iter().any(|p| p.base_offset == q.base_offset));
+    Ok(())
+}
+
+/// Moves the recovery point up to `clean_below` unless a truncation fenced
+/// it (generation changed) or it is already there.
+fn advance_recovery_point(dir: &std::path::Path, recovery: &Mutex<RecoveryPoint>, generation: u64, clean_below: i64) -> Result<()> {
+    let mut rp = recovery.lock().expect("recovery point lock");
+    if rp.generation == generation && rp.value < clean_below {
+        checkpoint::write(dir, checkpoint::RECOVERY_POINT, clean_below)?;
+        rp.value = clean_below;
+    }
+    Ok(())
+}
+
+/// A rolled segment to sync in the background (Kafka's flush on roll).
+struct RollFlush {
+    parts: FlushParts,
+    dir: PathBuf,
+    pending: Pending,
+    recovery: Arc<Mutex<RecoveryPoint>>,
+    generation: u64,
+    clean_below: i64,
+}
+
+impl RollFlush {
+    fn run(self) -> Result<()> {
+        sync_pending(std::slice::from_ref(&self.parts), &self.pending)?;
+        checkpoint::sync_dir(&self.dir)?;
+        // Earlier rolls may still be pending (e.g. a failed sync); the point
+        // only moves once nothing below it is.
+        let all_synced = self.pending.lock().expect("pending lock").iter().all(|p| p.base_offset >= self.clean_below);
+        if all_synced {
+            advance_recovery_point(&self.dir, &self.recovery, self.generation, self.clean_below)?;
+        }
+        Ok(())
+    }
+}
+
+/// One thread for the whole process, like Kafka's scheduler: rolls are rare
+/// (one per `segment.bytes`), so one thread keeps up, and thousands of
+/// partitions do not mean thousands of threads. The queue is bounded; a roll
+/// waits if the disk is that far behind.
+fn roll_flusher() -> &'static SyncSender<RollFlush> {
+    static FLUSHER: OnceLock<SyncSender<RollFlush>> = OnceLock::new();
+    FLUSHER.get_or_init(|| {
+        let (tx, rx) = sync_channel::<RollFlush>(1024);
+        std::thread::Builder::new()
+            .name("fjord-roll-flush".into())
+            .spawn(move || {
+                for job in rx {
+                    let dir = job.dir.clone();
+                    if let Err(e) = job.run() {
+                        tracing::error!(dir = %dir.display(), error = %e, "background sync of a rolled segment failed; the next flush retries");
+                    }
+                }
+            })
+            .expect("spawning the roll flusher thread");
+        tx
+    })
+}
+
 /// One flush's worth of files to sync; owns everything it needs, so it runs
 /// on any thread without the log.
 #[derive(Debug)]
 pub struct FlushJob {
-    parts: Vec<FlushParts>,
+    sealed: Vec<FlushParts>,
+    active: FlushParts,
+    pending: Pending,
     dir: PathBuf,
     sync_dir: bool,
     target: Durable,
@@ -81,17 +165,12 @@ pub struct FlushJob {
 impl FlushJob {
     /// Syncs the data, then (only after the data) moves the recovery point.
     pub fn run(self) -> Result<Durable> {
-        for p in &self.parts {
-            p.sync()?;
-        }
+        sync_pending(&self.sealed, &self.pending)?;
+        self.active.sync()?;
         if self.sync_dir {
             checkpoint::sync_dir(&self.dir)?;
         }
-        let mut rp = self.recovery.lock().expect("recovery point lock");
-        if rp.generation == self.generation && rp.value < self.clean_below {
-            checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT, self.clean_below)?;
-            rp.value = self.clean_below;
-        }
+        advance_recovery_point(&self.dir, &self.recovery, self.generation, self.clean_below)?;
         Ok(self.target)
     }
 
@@ -117,15 +196,17 @@ impl Log {
         self.active.persist_indexes()?;
         let f = &mut self.flush;
         let from = if f.active_synced.0 == self.active.base_offset { f.active_synced.1 } else { 0 };
-        let mut parts = std::mem::take(&mut f.pending);
-        parts.push(self.active.flush_parts(from));
+        let sealed = f.pending.lock().expect("pending lock").clone();
+        let active = self.active.flush_parts(from);
         f.active_synced = (self.active.base_offset, self.active.len());
         f.unflushed_records = 0;
         f.oldest_unflushed_ms = None;
         let sync_dir = std::mem::take(&mut f.dir_dirty);
         let generation = self.recovery.lock().expect("recovery point lock").generation;
         Ok(FlushJob {
-            parts,
+            sealed,
+            active,
+            pending: Arc::clone(&f.pending),
             dir: self.dir.clone(),
             sync_dir,
             target: self.end(),
@@ -133,6 +214,22 @@ impl Log {
             generation,
             clean_below: self.active.base_offset,
         })
+    }
+
+    /// Hands a just-sealed segment to the background flusher.
+    pub(crate) fn flush_rolled(&mut self, parts: FlushParts) {
+        self.flush.sealed_since_flush(parts.clone());
+        let job = RollFlush {
+            parts,
+            dir: self.dir.clone(),
+            pending: Arc::clone(&self.flush.pending),
+            recovery: Arc::clone(&self.recovery),
+            generation: self.recovery.lock().expect("recovery point lock").generation,
+            clean_below: self.active.base_offset,
+        };
+        if roll_flusher().send(job).is_err() {
+            tracing::error!(dir = %self.dir.display(), "roll flusher is gone; the rolled segment is synced by the next flush");
+        }
     }
 
     /// Publishes what a job made durable (clamped to the log, which may have

@@ -161,7 +161,7 @@ impl Log {
         if raft_index != expected && !(self.is_empty() && raft_index > expected) {
             return Err(StorageError::RaftIndexGap { got: raft_index, expected });
         }
-        if self.active.tail.batches > 0 && leader_epoch < self.active.tail.last_epoch {
+        if self.last_epoch()?.is_some_and(|last| leader_epoch < last) {
             return Err(StorageError::BadLeaderEpoch { epoch: leader_epoch });
         }
         self.maybe_roll(size, &header)?;
@@ -179,6 +179,18 @@ impl Log {
         };
         self.after_append(header.record_count.max(0) as u64)?;
         Ok(info)
+    }
+
+    /// The epoch of the last batch, wherever it is (an active segment may be
+    /// empty right after a roll or a truncation).
+    fn last_epoch(&self) -> Result<Option<i32>> {
+        if self.active.tail.batches > 0 {
+            return Ok(Some(self.active.tail.last_epoch));
+        }
+        if self.sealed.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.entry_header(self.next_raft_index() - 1)?.leader_epoch))
     }
 
     /// Rolls before an append that would not fit, or once the data spans
@@ -218,11 +230,11 @@ impl Log {
         self.active_created_ms = self.clock.now_ms();
         old.seal()?;
         tracing::debug!(dir = %self.dir.display(), base_offset = old.base_offset, bytes = old.len(), "rolled segment");
-        self.flush.sealed_since_flush(old.flush_parts(0));
+        self.flush_rolled(old.flush_parts(0));
         let slot = Slot { base_offset: old.base_offset, bytes: old.len(), base_raft: OnceLock::from(old.base_raft) };
         self.sealed.push(slot);
         self.cache.lock().expect("cache lock").insert(old.base_offset, Arc::new(old));
-        Ok(())
+        self.delete_below_log_start().map(|_| ())
     }
 
     /// The sealed segment at `i`, opened and mapped on first use and kept in a
@@ -314,7 +326,21 @@ impl Log {
         self.active.close_indexes()?;
         self.flush()?;
         self.active.trim()?;
-        checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT, i64::MAX)
+        let mut rp = self.recovery.lock().expect("recovery point lock");
+        rp.generation += 1;
+        checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT, i64::MAX)?;
+        rp.value = i64::MAX;
+        Ok(())
+    }
+}
+
+impl Drop for Log {
+    /// Fences background roll flushes: once the log is gone, nothing of it
+    /// moves the recovery point under whoever opens the directory next.
+    fn drop(&mut self) {
+        if let Ok(mut rp) = self.recovery.lock() {
+            rp.generation += 1;
+        }
     }
 }
 

@@ -21,7 +21,13 @@ impl Log {
         }
         checkpoint::write(&self.dir, LOG_START, offset)?;
         self.log_start_offset = offset;
-        let n = (0..self.sealed.len()).take_while(|&i| self.next_base(i) <= offset).count();
+        self.delete_below_log_start()
+    }
+
+    /// Deletes sealed segments that lie wholly below the log start offset;
+    /// also after a roll, which can seal a segment that is already all below it.
+    pub(crate) fn delete_below_log_start(&mut self) -> Result<usize> {
+        let n = (0..self.sealed.len()).take_while(|&i| self.next_base(i) <= self.log_start_offset).count();
         self.delete_oldest(n)
     }
 
@@ -77,6 +83,8 @@ impl Log {
 
     fn delete_oldest(&mut self, n: usize) -> Result<usize> {
         debug_assert!(n <= self.sealed.len(), "never the active segment");
+        let first_kept = self.sealed.get(n).map_or(self.active.base_offset, |s| s.base_offset);
+        self.flush.forget(|base| base < first_kept);
         for slot in self.sealed.drain(..n) {
             self.cache.lock().expect("cache lock").remove(slot.base_offset);
             Log::remove_segment_files(&self.dir, slot.base_offset)?;

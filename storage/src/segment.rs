@@ -583,6 +583,7 @@ impl Segment {
     /// run without it.
     pub fn flush_parts(&self, from: u64) -> FlushParts {
         FlushParts {
+            base_offset: self.base_offset,
             file: Arc::clone(&self.file),
             region: self.region.clone().filter(|_| self.writable),
             range: (from.min(self.len), self.len),
@@ -597,8 +598,9 @@ fn relative_to(base_offset: i64, offset: i64) -> u32 {
 }
 
 /// The files and byte range of one segment that a flush makes durable.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FlushParts {
+    pub base_offset: i64,
     file: Arc<File>,
     region: Option<Arc<Region>>,
     range: (u64, u64),

@@ -49,6 +49,7 @@ impl Log {
             let doomed: Vec<i64> = self.sealed[i + 1..].iter().map(|s| s.base_offset).chain([self.active.base_offset]).collect();
             let base = self.sealed[i].base_offset;
             let base_raft = self.slot_base_raft(i)?;
+            self.flush.forget(|b| b >= base);
             for b in doomed.iter().rev() {
                 Log::remove_segment_files(&self.dir, *b)?;
             }
