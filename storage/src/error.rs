@@ -32,8 +32,8 @@ pub enum StorageError {
     RaftIndexOutOfRange { index: u64, first: u64, next: u64 },
     #[error("raft index {got} does not follow the last entry; expected {expected}")]
     RaftIndexGap { got: u64, expected: u64 },
-    #[error("leader epoch {epoch} is negative")]
-    BadLeaderEpoch { epoch: i32 },
+    #[error("leader epoch {epoch} is not valid: {reason}")]
+    BadLeaderEpoch { epoch: i32, reason: &'static str },
     #[error("invalid log config: {0}")]
     Config(String),
     #[error("corrupt {what} in {path}: {detail}")]

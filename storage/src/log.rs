@@ -151,7 +151,7 @@ impl Log {
     pub fn append(&mut self, batch: &[u8], leader_epoch: i32, raft_index: u64) -> Result<AppendInfo> {
         let header = batch::validate(batch)?;
         if leader_epoch < 0 {
-            return Err(StorageError::BadLeaderEpoch { epoch: leader_epoch });
+            return Err(StorageError::BadLeaderEpoch { epoch: leader_epoch, reason: "negative" });
         }
         let size = batch.len() as u64;
         if size > self.config.segment_bytes {
@@ -162,7 +162,7 @@ impl Log {
             return Err(StorageError::RaftIndexGap { got: raft_index, expected });
         }
         if self.last_epoch()?.is_some_and(|last| leader_epoch < last) {
-            return Err(StorageError::BadLeaderEpoch { epoch: leader_epoch });
+            return Err(StorageError::BadLeaderEpoch { epoch: leader_epoch, reason: "older than the last batch's" });
         }
         self.maybe_roll(size, &header)?;
         if raft_index != self.next_raft_index() {

@@ -81,3 +81,18 @@ fn a_bad_config_is_refused_before_touching_disk() {
     assert!(err.to_string().contains("segment.bytes"), "{err}");
     assert!(!path.exists());
 }
+
+#[test]
+fn an_unclean_reopen_cuts_only_the_zeroed_preallocation_and_reports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig { segment_bytes: 1 << 20, ..Default::default() }).unwrap();
+    for i in 0..50 {
+        log.append(&uncompressed_batch(&[i], 100), 0, i as u64 + 1).unwrap();
+    }
+    drop(log);
+    let log = Log::open(dir.path(), LogConfig { segment_bytes: 1 << 20, ..Default::default() }).unwrap();
+    let r = log.open_report();
+    assert!(!r.clean);
+    assert_eq!((r.segments_scanned, r.truncated_bytes, r.segments_dropped), (1, 0, 0));
+    assert_eq!(log.log_end_offset(), 50);
+}
