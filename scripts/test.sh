@@ -15,6 +15,9 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# Kafka's own jars (Maven Central), for tests that run Kafka's tools on our files.
+bash scripts/fetch-kafka.sh
+
 # Debug build with optimised dependencies would be faster to run, but the
 # release profile also checks that the tests hold with optimisations on.
 cargo test --workspace --release --all-targets
