@@ -24,6 +24,33 @@ impl Log {
         self.delete_below_log_start()
     }
 
+    /// Raft's purge: deletes the sealed segments whose every entry has a raft
+    /// index at or below `raft`, and moves the log start offset to the first
+    /// kept segment (never back). Entries at or below `raft` in the first kept
+    /// segment stay, since only whole segments go; the raft layer hides them.
+    /// A segment holding a later entry is kept even when all its Kafka offsets
+    /// are below `raft`'s, so no unpurged raft entry is lost. Returns how many went.
+    pub fn delete_through_raft(&mut self, raft: u64) -> Result<usize> {
+        let mut n = 0;
+        while n < self.sealed.len() {
+            let next_first_raft = if n + 1 < self.sealed.len() { self.slot_base_raft(n + 1)? } else { self.active.base_raft };
+            if next_first_raft > raft.saturating_add(1) {
+                break;
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let new_start = self.next_base(n - 1);
+        if new_start > self.log_start_offset {
+            checkpoint::write(&self.dir, LOG_START, new_start)?;
+            self.log_start_offset = new_start;
+        }
+        tracing::debug!(dir = %self.dir.display(), segments = n, through_raft_index = raft, "raft purge deletes segments");
+        self.delete_oldest(n)
+    }
+
     /// Deletes sealed segments that lie wholly below the log start offset;
     /// also after a roll, which can seal a segment that is already all below it.
     pub(crate) fn delete_below_log_start(&mut self) -> Result<usize> {
@@ -91,5 +118,51 @@ impl Log {
         }
         debug_assert!(self.sealed.first().is_none_or(|s| s.base_offset <= self.log_start_offset) || self.sealed.is_empty());
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::batch::{build_offsetless_control, uncompressed_batch};
+    use crate::config::LogConfig;
+    use crate::log::Log;
+
+    #[test]
+    fn delete_through_raft_removes_only_wholly_purged_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1024,
+            index_interval_bytes: 128,
+            preallocate_step_bytes: 512,
+            retention_ms: None,
+            ..Default::default()
+        };
+        let mut log = Log::open(dir.path(), config).unwrap();
+        // Raft index 5 onward; each segment holds a few batches, ending with an offsetless one now and then.
+        for i in 0..40u64 {
+            let raft = 5 + i;
+            if i % 7 == 6 {
+                log.append(&build_offsetless_control(1, -1, b"blank"), 1, raft).unwrap();
+            } else {
+                log.append(&uncompressed_batch(&[i as i64], 100), 1, raft).unwrap();
+            }
+        }
+        let bases = log.segment_base_offsets();
+        assert!(bases.len() >= 4, "{bases:?}");
+        let second_first_raft = log.slot_base_raft(1).unwrap();
+        assert_eq!(log.delete_through_raft(4).unwrap(), 0);
+        assert_eq!(log.delete_through_raft(second_first_raft - 2).unwrap(), 0, "the first segment still holds an unpurged entry");
+        // Through the last entry of the first segment: it goes, nothing else.
+        assert_eq!(log.delete_through_raft(second_first_raft - 1).unwrap(), 1);
+        assert_eq!(log.log_start_offset(), bases[1]);
+        assert_eq!(log.first_raft_index().unwrap(), second_first_raft);
+        // Far beyond the end: every sealed segment goes, the active one stays.
+        let n = log.delete_through_raft(u64::MAX).unwrap();
+        assert_eq!(n, bases.len() - 2);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.log_start_offset(), *bases.last().unwrap());
+        drop(log);
+        let log = Log::open(dir.path(), LogConfig { segment_bytes: 1024, retention_ms: None, ..Default::default() }).unwrap();
+        assert_eq!(log.log_start_offset(), *bases.last().unwrap(), "the new log start is durable");
     }
 }

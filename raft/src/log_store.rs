@@ -1,0 +1,241 @@
+//! openraft's log storage over one partition's `fjord_storage::Log`.
+//!
+//! Ownership: a [`LogStore`] is the only writer of its log (openraft's core
+//! task holds it); any number of [`LogReader`]s (replication tasks) read the
+//! same log. They share it as `RwLock<Log>`: appends are memcpys into the
+//! segment map and hold the write lock only for that; fsyncs run off the lock
+//! (see `flusher.rs`), truncation and purge run on the blocking pool.
+//!
+//! Raft state that is not in the log (vote, committed, last purged) lives in
+//! `raft-meta.json` beside the segments (see `meta.rs`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use fjord_storage::{Log, LogConfig};
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+
+use crate::entry::Entry;
+use crate::error::{RaftError, Result};
+use crate::log_reader::LogReader;
+use crate::meta::Meta;
+use crate::types::{LogId, TypeConfig, Vote, epoch_of, log_id};
+
+/// What a log store and its readers share. Lock order: `log`, then `waiting`;
+/// `meta` is never held with either.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub log: RwLock<Log>,
+    /// Callbacks of appends not yet covered by a flush.
+    pub waiting: Mutex<Vec<IOFlushed<TypeConfig>>>,
+    /// The in-memory copy of `raft-meta.json`, published after each durable write.
+    pub meta: Mutex<Meta>,
+    /// Wakes the flusher; capacity 1, a full channel already means "flush soon".
+    pub kick: tokio::sync::mpsc::Sender<()>,
+}
+
+impl Shared {
+    pub fn read_log(&self) -> RwLockReadGuard<'_, Log> {
+        self.log.read().expect("log lock")
+    }
+
+    pub fn write_log(&self) -> RwLockWriteGuard<'_, Log> {
+        self.log.write().expect("log lock")
+    }
+
+    pub fn meta(&self) -> Meta {
+        self.meta.lock().expect("meta lock").clone()
+    }
+}
+
+/// The log storage of one raft group. See the module doc.
+pub struct LogStore {
+    shared: Arc<Shared>,
+    /// The offset the next batch must get: the previous batch's last offset
+    /// plus one. Checked against what the log assigns on every append.
+    next_offset: i64,
+}
+
+impl LogStore {
+    /// Opens (recovering if needed) the partition log in `dir` and its raft
+    /// metadata, and starts its flusher. Must run inside a Tokio runtime; it
+    /// does blocking I/O, so an async caller wraps it in `spawn_blocking`.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| RaftError::NoRuntime)?;
+        let dir = dir.as_ref().to_path_buf();
+        let mut log = Log::open(&dir, config)?;
+        let meta = Meta::read(&dir)?;
+        if let Some(purged) = &meta.last_purged {
+            // A crash may have come between recording a purge and deleting.
+            apply_purge(&mut log, purged.index())?;
+        }
+        let next_offset = log.log_end_offset();
+        let (kick, kicked) = tokio::sync::mpsc::channel(1);
+        let shared = Arc::new(Shared { dir, log: RwLock::new(log), waiting: Mutex::new(Vec::new()), meta: Mutex::new(meta), kick });
+        handle.spawn(crate::flusher::run(Arc::downgrade(&shared), kicked));
+        Ok(Self { shared, next_offset })
+    }
+
+    /// A reader of this log; it sees every entry appended later too.
+    pub fn reader(&self) -> LogReader {
+        LogReader::new(Arc::clone(&self.shared))
+    }
+
+    /// Runs `f` on the log under the read lock (fetches, tests).
+    pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> T {
+        f(&self.shared.read_log())
+    }
+
+    /// Writes `meta` durably, then publishes it to readers.
+    async fn persist(&self, meta: Meta) -> io::Result<()> {
+        let dir = self.shared.dir.clone();
+        let written = meta.clone();
+        blocking(move || written.write(&dir)).await?;
+        *self.shared.meta.lock().expect("meta lock") = meta;
+        Ok(())
+    }
+
+    /// Runs `f` on the log under the write lock on the blocking pool (it fsyncs).
+    async fn with_log_blocking(&mut self, f: impl FnOnce(&mut Log) -> Result<()> + Send + 'static) -> io::Result<()> {
+        let shared = Arc::clone(&self.shared);
+        let next_offset = blocking(move || {
+            let mut log = shared.write_log();
+            f(&mut log)?;
+            Ok(log.log_end_offset())
+        })
+        .await?;
+        self.next_offset = next_offset;
+        Ok(())
+    }
+}
+
+/// Appends one entry and checks the offsets the log gave it.
+fn append_one(log: &mut Log, next_offset: &mut i64, e: &Entry) -> Result<()> {
+    use openraft::entry::RaftEntry;
+    let info = log.append(e.batch(), epoch_of(e.term())?, e.index())?;
+    // Every replica must assign the same offsets, so they must be exactly
+    // those the previous batch implies; anything else would fork the log.
+    assert_eq!(info.base_offset, *next_offset, "raft entry {} got an offset the previous batch does not imply", e.index());
+    assert_eq!(info.last_offset, info.base_offset + e.offset_count() - 1, "raft entry {} took the wrong number of offsets", e.index());
+    assert_eq!(info.raft_index, e.index());
+    *next_offset = info.last_offset + 1;
+    Ok(())
+}
+
+/// Deletes what a purge through raft index `through` allows: whole segments;
+/// or everything, when the purge point lies beyond the log (a snapshot was
+/// installed), so the next append may come at `through + 1`.
+fn apply_purge(log: &mut Log, through: u64) -> Result<()> {
+    if !log.is_empty() && through >= log.next_raft_index() {
+        log.reset(log.log_end_offset(), through + 1)?;
+    } else if !log.is_empty() {
+        log.delete_through_raft(through)?;
+    }
+    Ok(())
+}
+
+/// The log id of the last entry the log holds, term from its batch header.
+pub(crate) fn last_stored_log_id(log: &Log) -> Result<Option<LogId>> {
+    if log.is_empty() {
+        return Ok(None);
+    }
+    let index = log.next_raft_index() - 1;
+    let h = log.entry_header(index)?;
+    let term = u64::try_from(h.leader_epoch)
+        .map_err(|_| RaftError::CorruptEntry { index, detail: format!("negative leader epoch {}", h.leader_epoch) })?;
+    Ok(Some(log_id(term, index)))
+}
+
+/// Runs blocking work on Tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> io::Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(io::Error::from),
+        Err(join) => Err(io::Error::other(format!("blocking log task failed: {join}"))),
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+        let purged = self.shared.meta().last_purged;
+        let stored = last_stored_log_id(&self.shared.read_log())?;
+        let last = match (stored, purged) {
+            (Some(s), Some(p)) if s.index() <= p.index() => Some(p),
+            (Some(s), _) => Some(s),
+            (None, p) => p,
+        };
+        Ok(LogState { last_purged_log_id: purged, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> LogReader {
+        self.reader()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        let meta = Meta { vote: Some(*vote), ..self.shared.meta() };
+        self.persist(meta).await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
+        let meta = Meta { committed, ..self.shared.meta() };
+        self.persist(meta).await
+    }
+
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
+        Ok(self.shared.meta().committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        {
+            let mut log = self.shared.write_log();
+            for e in entries {
+                append_one(&mut log, &mut self.next_offset, &e)?;
+            }
+            // Queued under the log lock, so the next flush to begin covers these entries.
+            self.shared.waiting.lock().expect("waiting lock").push(callback);
+        }
+        // Full means a kick is already pending; closed cannot happen while we hold `shared`.
+        let _ = self.shared.kick.try_send(());
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last: Option<LogId>) -> io::Result<()> {
+        self.with_log_blocking(move |log| {
+            if log.is_empty() {
+                return Ok(());
+            }
+            match last {
+                Some(keep) => log.truncate_after_raft(keep.index())?,
+                None => {
+                    let first = log.first_raft_index()?;
+                    if first > 0 {
+                        log.truncate_after_raft(first - 1)?;
+                    } else {
+                        // Index 0 has no "index before it"; start over where it began.
+                        let h = log.entry_header(first)?;
+                        log.reset(h.base_offset, first)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge(&mut self, purged: LogId) -> io::Result<()> {
+        let meta = self.shared.meta();
+        if meta.last_purged.is_some_and(|p| p.index() >= purged.index()) {
+            return Ok(());
+        }
+        // Recorded first: readers stop seeing the prefix, and a crash before
+        // the deletion below is finished by the next open.
+        self.persist(Meta { last_purged: Some(purged), ..meta }).await?;
+        self.with_log_blocking(move |log| apply_purge(log, purged.index())).await
+    }
+}
