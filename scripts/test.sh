@@ -18,6 +18,10 @@ fi
 # Kafka's own jars (Maven Central), for tests that run Kafka's tools on our files.
 bash scripts/fetch-kafka.sh
 
-# Debug build with optimised dependencies would be faster to run, but the
-# release profile also checks that the tests hold with optimisations on.
-cargo test --workspace --release --all-targets
+# Release: the crash, model and cluster tests do real I/O and want the speed,
+# and the tests must hold with optimisations on.
+mkdir -p target
+cargo test --workspace --release --all-targets 2>&1 | tee target/test.log
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
