@@ -9,20 +9,29 @@
 //! - [`types`]: the openraft type config.
 //! - [`entry`]: the entry type and the application data it carries.
 //! - [`log_store`]: `RaftLogStorage` over `fjord_storage::Log`, group commit.
-//! - [`state_machine`]: high watermark, membership, snapshot.
+//! - [`state_machine`]: high watermark, membership, producer states, snapshot.
+//! - [`producer_state`]: per-producer epochs and last batches; Kafka's sequence checks.
+//! - [`transport`]: one connection per broker pair, coalesced envelopes.
+//! - [`registry`]: the groups a broker hosts, keyed by (topic id, partition).
+//! - [`config`]: raft timings and transport limits, Kafka-style names.
 
+pub mod config;
 pub mod entry;
 pub mod error;
 mod flusher;
 mod log_reader;
 pub mod log_store;
 mod meta;
+pub mod producer_state;
+pub mod registry;
 pub mod state_machine;
+pub mod transport;
 pub mod types;
 
 pub use entry::{Entry, KafkaBatch};
 pub use error::RaftError;
 pub use log_reader::{LogReader, REPLICATION_READ_MAX_BYTES};
 pub use log_store::LogStore;
+pub use registry::{GroupId, RaftNode};
 pub use state_machine::{Applied, StateMachine};
 pub use types::TypeConfig;

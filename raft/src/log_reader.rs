@@ -29,6 +29,12 @@ impl LogReader {
         Self { shared }
     }
 
+    /// Runs `f` on the log under the read lock (fetches, tests), as
+    /// `LogStore::with_log` does for the store openraft now owns.
+    pub fn with_log<T>(&self, f: impl FnOnce(&fjord_storage::Log) -> T) -> T {
+        f(&self.shared.read_log())
+    }
+
     /// Entries `[from, to)` that are held and not purged, up to `max_bytes`
     /// (at least one).
     fn read(&self, from: u64, to: u64, max_bytes: usize) -> Result<Vec<Entry>> {

@@ -82,6 +82,13 @@ impl LogStore {
         LogReader::new(Arc::clone(&self.shared))
     }
 
+    /// What the log store shares with its readers; the partition's state
+    /// machine holds it too, to keep the log consistent with an installed
+    /// snapshot (`StateMachine::open`).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Runs `f` on the log under the read lock (fetches, tests).
     pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> T {
         f(&self.shared.read_log())
@@ -147,8 +154,8 @@ pub(crate) fn last_stored_log_id(log: &Log) -> Result<Option<LogId>> {
     Ok(Some(log_id(term, index)))
 }
 
-/// Runs blocking work on Tokio's blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> io::Result<T> {
+/// Runs blocking work on Tokio's blocking pool (the state machine's file and log work too).
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> io::Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(io::Error::from),
         Err(join) => Err(io::Error::other(format!("blocking log task failed: {join}"))),
@@ -194,6 +201,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         {
             let mut log = self.shared.write_log();
+            if log.is_empty() {
+                // Installing a snapshot may have reset the log to start at the
+                // snapshot's offset (`StateMachine::install_snapshot`); an empty
+                // log's end offset is then the one the next batch must get.
+                self.next_offset = log.log_end_offset();
+            }
             for e in entries {
                 append_one(&mut log, &mut self.next_offset, &e)?;
             }

@@ -1,0 +1,266 @@
+//! The raft groups one broker hosts: every partition replica it holds, keyed
+//! by (topic id, partition), plus the cluster metadata group.
+//!
+//! Ownership: a broker owns one [`RaftNode`] for its lifetime. It owns the
+//! transport and the table of [`Group`]s; the table is shared with the
+//! transport, whose inbound requests look their group up in it. Each group's
+//! log and raft metadata live in `<data dir>/<group dir>` (see
+//! [`GroupId::dir_name`]). Groups are created and removed by the broker's
+//! reconciliation (one task at a time per node, serialised here).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use fjord_storage::{Log, LogConfig};
+use openraft::BasicNode;
+use tokio::sync::watch;
+
+use crate::config::{ConfigError, RaftConfig};
+use crate::error::RaftError;
+use crate::log_reader::LogReader;
+use crate::log_store::LogStore;
+use crate::state_machine::StateMachine;
+use crate::transport::{Dispatch, NetworkFactory, PeerStats, Transport};
+use crate::types::TypeConfig;
+
+/// The raft handle of one group.
+pub type FjordRaft = openraft::Raft<TypeConfig, StateMachine>;
+
+/// Kafka's `Uuid.METADATA_TOPIC_ID` (0, 1): the id KRaft gives `__cluster_metadata`.
+pub const METADATA_TOPIC_ID: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+/// A raft group: one partition of one topic, by topic id (Kafka's 16-byte
+/// UUID) and partition index; [`GroupId::METADATA`] is the metadata group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId {
+    pub topic_id: [u8; 16],
+    pub partition: i32,
+}
+
+impl GroupId {
+    /// `__cluster_metadata-0`, as KRaft names it.
+    pub const METADATA: GroupId = GroupId { topic_id: METADATA_TOPIC_ID, partition: 0 };
+
+    pub fn new(topic_id: [u8; 16], partition: i32) -> Self {
+        Self { topic_id, partition }
+    }
+
+    pub fn is_metadata(&self) -> bool {
+        *self == Self::METADATA
+    }
+
+    /// The group's directory under the data dir: `__cluster_metadata-0`, or
+    /// `<topic id hex>-<partition>` (raft knows no topic names).
+    pub fn dir_name(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_metadata() {
+            return write!(f, "__cluster_metadata-0");
+        }
+        for b in self.topic_id {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "-{}", self.partition)
+    }
+}
+
+/// Why the node or a group could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("raft listener on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("group {group}: {source}")]
+    Open { group: GroupId, source: RaftError },
+    #[error("group {group}: raft did not start: {detail}")]
+    Start { group: GroupId, detail: String },
+}
+
+/// One hosted group: its raft handle and what readers need besides it.
+pub struct Group {
+    id: GroupId,
+    dir: PathBuf,
+    raft: FjordRaft,
+    log: LogReader,
+    high_watermark: watch::Receiver<i64>,
+}
+
+impl Group {
+    pub fn id(&self) -> GroupId {
+        self.id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn raft(&self) -> &FjordRaft {
+        &self.raft
+    }
+
+    /// Runs `f` on the partition log under its read lock.
+    pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> T {
+        self.log.with_log(f)
+    }
+
+    /// The high watermark (offset after the last applied batch), to wait on.
+    pub fn high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.clone()
+    }
+}
+
+/// The groups by id; what the transport dispatches inbound requests with.
+#[derive(Default)]
+struct GroupTable {
+    groups: RwLock<HashMap<GroupId, Arc<Group>>>,
+}
+
+impl GroupTable {
+    fn get(&self, id: &GroupId) -> Option<Arc<Group>> {
+        self.groups.read().expect("group table lock").get(id).cloned()
+    }
+}
+
+impl Dispatch for GroupTable {
+    fn raft(&self, group: &GroupId) -> Option<FjordRaft> {
+        self.get(group).map(|g| g.raft.clone())
+    }
+}
+
+/// A broker's raft side. See the module doc.
+pub struct RaftNode {
+    id: u64,
+    data_dir: PathBuf,
+    openraft: Arc<openraft::Config>,
+    transport: Transport,
+    groups: Arc<GroupTable>,
+    /// Serialises creation and removal, so a group is opened once.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl RaftNode {
+    /// Validates `config`, binds the raft listener on `listen` and starts
+    /// accepting peers. Groups are added with [`RaftNode::create_group`].
+    pub async fn start(id: u64, listen: SocketAddr, data_dir: impl Into<PathBuf>, config: RaftConfig) -> Result<Self, NodeError> {
+        let openraft = Arc::new(config.openraft()?);
+        let groups = Arc::new(GroupTable::default());
+        let dispatch: Arc<dyn Dispatch> = Arc::clone(&groups) as Arc<dyn Dispatch>;
+        let transport = Transport::bind(id, listen, None, Arc::new(config), dispatch)
+            .await
+            .map_err(|source| NodeError::Listen { addr: listen, source })?;
+        Ok(Self { id, data_dir: data_dir.into(), openraft, transport, groups, changes: tokio::sync::Mutex::new(()) })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where peers reach this node's raft listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.transport.local_addr()
+    }
+
+    /// This node as a member of a group's membership.
+    pub fn node(&self) -> BasicNode {
+        BasicNode::new(self.transport.advertised())
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Transport counters per peer node id.
+    pub fn peer_stats(&self) -> BTreeMap<u64, PeerStats> {
+        self.transport.stats()
+    }
+
+    pub fn group(&self, id: GroupId) -> Option<Arc<Group>> {
+        self.groups.get(&id)
+    }
+
+    pub fn group_ids(&self) -> Vec<GroupId> {
+        self.groups.groups.read().expect("group table lock").keys().copied().collect()
+    }
+
+    /// Opens (or recovers) the group's log in `<data dir>/<group dir>` and
+    /// starts its raft; returns the running group if it already is. A new
+    /// group joins a cluster through `initialize` or a leader adding it.
+    pub async fn create_group(&self, id: GroupId, log_config: LogConfig) -> Result<Arc<Group>, NodeError> {
+        let _changes = self.changes.lock().await;
+        if let Some(g) = self.groups.get(&id) {
+            return Ok(g);
+        }
+        let dir = self.data_dir.join(id.dir_name());
+        let open_dir = dir.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&open_dir).map_err(|source| RaftError::Io {
+                context: "create group dir",
+                path: open_dir.clone(),
+                source,
+            })?;
+            let store = LogStore::open(&open_dir, log_config)?;
+            // Attached to the log: restores the last snapshot and lets an
+            // installed snapshot reset the log under it.
+            let sm = StateMachine::open(&store)?;
+            Ok((store, sm))
+        })
+        .await;
+        let (store, sm) = match opened {
+            Ok(r) => r.map_err(|source| NodeError::Open { group: id, source })?,
+            Err(join) => return Err(NodeError::Start { group: id, detail: join.to_string() }),
+        };
+        let (high_watermark, log) = (sm.high_watermark(), store.reader());
+        let network = NetworkFactory::new(id, self.transport.clone());
+        let raft = openraft::Raft::new(self.id, Arc::clone(&self.openraft), network, store, sm)
+            .await
+            .map_err(|e| NodeError::Start { group: id, detail: e.to_string() })?;
+        let group = Arc::new(Group { id, dir, raft, log, high_watermark });
+        self.groups.groups.write().expect("group table lock").insert(id, Arc::clone(&group));
+        Ok(group)
+    }
+
+    /// Stops a group's raft and forgets it; its directory stays.
+    pub async fn remove_group(&self, id: GroupId) {
+        let _changes = self.changes.lock().await;
+        let removed = self.groups.groups.write().expect("group table lock").remove(&id);
+        if let Some(g) = removed
+            && let Err(e) = g.raft.shutdown().await
+        {
+            tracing::warn!(group = %id, "raft shutdown: {e}");
+        }
+    }
+
+    /// Stops every group and the transport.
+    pub async fn shutdown(&self) {
+        let _changes = self.changes.lock().await;
+        self.transport.shutdown();
+        let groups: Vec<_> = self.groups.groups.write().expect("group table lock").drain().map(|(_, g)| g).collect();
+        for g in groups {
+            if let Err(e) = g.raft.shutdown().await {
+                tracing::warn!(group = %g.id, "raft shutdown: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_dirs_are_distinct_and_the_metadata_group_is_named_as_kraft_names_it() {
+        assert_eq!(GroupId::METADATA.dir_name(), "__cluster_metadata-0");
+        let g = GroupId::new([0xab; 16], 7);
+        assert_eq!(g.dir_name(), format!("{}-7", "ab".repeat(16)));
+        assert_ne!(GroupId::new(METADATA_TOPIC_ID, 1).dir_name(), GroupId::METADATA.dir_name());
+        assert!(!g.is_metadata());
+    }
+}
