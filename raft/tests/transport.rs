@@ -60,6 +60,11 @@ async fn writable_leader(nodes: &[RaftNode], group: GroupId) -> FjordRaft {
     raft
 }
 
+/// Short timings so elections and failures resolve in test time.
+fn fast_config() -> RaftConfig {
+    RaftConfig { heartbeat_interval_ms: 100, election_timeout_ms: 500, election_timeout_max_ms: 1000, linger_ms: 5, ..Default::default() }
+}
+
 fn batch(i: usize) -> KafkaBatch {
     let records = 1 + i % 5;
     let timestamps: Vec<i64> = (0..records as i64).map(|r| 1_700_000_000_000 + i as i64 * 10 + r).collect();
@@ -69,13 +74,7 @@ fn batch(i: usize) -> KafkaBatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_converge_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let config = RaftConfig {
-        heartbeat_interval_ms: 100,
-        election_timeout_ms: 500,
-        election_timeout_max_ms: 1000,
-        linger_ms: 5,
-        ..Default::default()
-    };
+    let config = fast_config();
     let nodes = start(3, &config, dir.path()).await;
     let group = GroupId::new([9; 16], 0);
     let groups = create_everywhere(&nodes, group).await;
@@ -211,13 +210,7 @@ async fn idle_groups_cost_envelopes_per_node_pair_not_per_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_frame_closes_only_its_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let config = RaftConfig {
-        heartbeat_interval_ms: 100,
-        election_timeout_ms: 500,
-        election_timeout_max_ms: 1000,
-        linger_ms: 5,
-        ..Default::default()
-    };
+    let config = fast_config();
     let nodes = start(3, &config, dir.path()).await;
     let group = GroupId::METADATA;
     create_everywhere(&nodes, group).await;
