@@ -150,10 +150,23 @@ impl RaftNode {
     /// Validates `config`, binds the raft listener on `listen` and starts
     /// accepting peers. Groups are added with [`RaftNode::create_group`].
     pub async fn start(id: u64, listen: SocketAddr, data_dir: impl Into<PathBuf>, config: RaftConfig) -> Result<Self, NodeError> {
+        Self::start_advertised(id, listen, None, data_dir, config).await
+    }
+
+    /// [`RaftNode::start`], telling peers to reach this node at `advertised`
+    /// (`host:port`) rather than at the bound address: behind a proxy, NAT or
+    /// a load balancer, as Kafka's `advertised.listeners` does for clients.
+    pub async fn start_advertised(
+        id: u64,
+        listen: SocketAddr,
+        advertised: Option<String>,
+        data_dir: impl Into<PathBuf>,
+        config: RaftConfig,
+    ) -> Result<Self, NodeError> {
         let openraft = Arc::new(config.openraft()?);
         let groups = Arc::new(GroupTable::default());
         let dispatch: Arc<dyn Dispatch> = Arc::clone(&groups) as Arc<dyn Dispatch>;
-        let transport = Transport::bind(id, listen, None, Arc::new(config), dispatch)
+        let transport = Transport::bind(id, listen, advertised, Arc::new(config), dispatch)
             .await
             .map_err(|source| NodeError::Listen { addr: listen, source })?;
         Ok(Self { id, data_dir: data_dir.into(), openraft, transport, groups, changes: tokio::sync::Mutex::new(()) })

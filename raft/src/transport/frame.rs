@@ -42,6 +42,11 @@ pub enum Rpc {
     PreVote = 3,
     Snapshot = 4,
     TransferLeader = 5,
+    /// An AppendEntries from a group's heartbeat client: the same body as
+    /// [`Rpc::Append`], but it and its answer may linger for company. Kept
+    /// apart because an empty AppendEntries from the replication client
+    /// carries a commit index that the next write waits for.
+    Heartbeat = 6,
 }
 
 impl Rpc {
@@ -52,6 +57,7 @@ impl Rpc {
             3 => Rpc::PreVote,
             4 => Rpc::Snapshot,
             5 => Rpc::TransferLeader,
+            6 => Rpc::Heartbeat,
             _ => return None,
         })
     }

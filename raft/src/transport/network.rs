@@ -78,7 +78,7 @@ impl GroupNetwork {
         ttl: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let action = match rpc {
-            Rpc::Append => RPCTypes::AppendEntries,
+            Rpc::Append | Rpc::Heartbeat => RPCTypes::AppendEntries,
             Rpc::Vote | Rpc::PreVote => RPCTypes::Vote,
             Rpc::Snapshot => RPCTypes::InstallSnapshot,
             Rpc::TransferLeader => RPCTypes::TransferLeader,
@@ -94,7 +94,7 @@ impl GroupNetwork {
 
 fn action_name(rpc: Rpc) -> &'static str {
     match rpc {
-        Rpc::Append => "append entries answer",
+        Rpc::Append | Rpc::Heartbeat => "append entries answer",
         Rpc::Vote => "vote answer",
         Rpc::PreVote => "pre-vote answer",
         Rpc::Snapshot => "snapshot answer",
@@ -110,8 +110,10 @@ impl RaftNetworkV2<TypeConfig> for GroupNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let urgency = if self.heartbeat || rpc.entries.is_empty() { Urgency::Linger } else { Urgency::Now };
-        self.call(Rpc::Append, encode_body(&rpc), urgency, option.soft_ttl()).await
+        // Only heartbeats linger: an empty append from the replication client
+        // carries a commit index that the next write waits for.
+        let (kind, urgency) = if self.heartbeat { (Rpc::Heartbeat, Urgency::Linger) } else { (Rpc::Append, Urgency::Now) };
+        self.call(kind, encode_body(&rpc), urgency, option.soft_ttl()).await
     }
 
     async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {

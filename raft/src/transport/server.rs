@@ -34,6 +34,7 @@ pub(crate) struct SnapshotRequest {
 /// A decoded inbound request.
 pub(crate) enum Inbound {
     Append(AppendRequest),
+    Heartbeat(AppendRequest),
     Vote(VoteRequest),
     PreVote(VoteRequest),
     Snapshot(SnapshotRequest),
@@ -44,8 +45,7 @@ impl Inbound {
     /// Answers linger like the requests they answer.
     pub fn urgency(&self) -> Urgency {
         match self {
-            Inbound::Append(a) if a.entries.is_empty() => Urgency::Linger,
-            Inbound::Vote(_) | Inbound::PreVote(_) => Urgency::Linger,
+            Inbound::Heartbeat(_) | Inbound::Vote(_) | Inbound::PreVote(_) => Urgency::Linger,
             _ => Urgency::Now,
         }
     }
@@ -56,6 +56,7 @@ impl Inbound {
 pub(crate) fn decode_request(rpc: Rpc, body: &[u8]) -> Result<Inbound, FrameError> {
     Ok(match rpc {
         Rpc::Append => Inbound::Append(decode_body("append entries", body)?),
+        Rpc::Heartbeat => Inbound::Heartbeat(decode_body("heartbeat", body)?),
         Rpc::Vote => Inbound::Vote(decode_body("vote", body)?),
         Rpc::PreVote => Inbound::PreVote(decode_body("pre-vote", body)?),
         Rpc::Snapshot => Inbound::Snapshot(decode_body("snapshot", body)?),
@@ -71,6 +72,7 @@ pub(crate) async fn serve(dispatch: &dyn Dispatch, group: GroupId, request: Inbo
     };
     let (rpc, answer) = match request {
         Inbound::Append(r) => (Rpc::Append, raft.append_entries(r).await.map(|a| encode_body(&a)).map_err(|e| e.to_string())),
+        Inbound::Heartbeat(r) => (Rpc::Heartbeat, raft.append_entries(r).await.map(|a| encode_body(&a)).map_err(|e| e.to_string())),
         Inbound::Vote(r) => (Rpc::Vote, raft.vote(r).await.map(|a| encode_body(&a)).map_err(|e| e.to_string())),
         Inbound::PreVote(r) => (Rpc::PreVote, raft.pre_vote(r).await.map(|a| encode_body(&a)).map_err(|e| e.to_string())),
         Inbound::Snapshot(s) => {
