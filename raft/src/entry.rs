@@ -21,6 +21,7 @@ use openraft::EntryPayload;
 use openraft::entry::RaftEntry;
 
 use crate::error::RaftError;
+use crate::receipt::{AppendReceipt, ReceiptSlot};
 use crate::types::{CommittedLeaderId, LogId, Membership, Payload, epoch_of};
 
 /// First bytes of the payload of every raft-private control batch.
@@ -41,7 +42,7 @@ const NO_TIMESTAMP: i64 = -1;
 /// through [`KafkaBatch::new`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "Bytes", into = "Bytes")]
-pub struct KafkaBatch(Bytes);
+pub struct KafkaBatch(Bytes, ReceiptSlot);
 
 impl KafkaBatch {
     pub fn new(bytes: Bytes) -> Result<Self, RaftError> {
@@ -49,7 +50,14 @@ impl KafkaBatch {
         if is_raft_private(&h) {
             return Err(RaftError::ReservedBatch);
         }
-        Ok(Self(bytes))
+        Ok(Self(bytes, ReceiptSlot::default()))
+    }
+
+    /// Asks the leader's log store to fill `receipt` when it appends this
+    /// batch (acks=1; see `receipt.rs`).
+    pub fn with_receipt(mut self, receipt: Arc<AppendReceipt>) -> Self {
+        self.1 = ReceiptSlot(Some(receipt));
+        self
     }
 
     pub fn bytes(&self) -> &Bytes {
@@ -95,6 +103,8 @@ pub struct Entry {
     kind: EntryKind,
     /// Decoded once, when the entry is made or read.
     membership: Option<Arc<Membership>>,
+    /// The producer's acks=1 receipt, on the leader only.
+    receipt: ReceiptSlot,
 }
 
 impl Entry {
@@ -106,7 +116,12 @@ impl Entry {
         let term = u64::try_from(h.leader_epoch)
             .map_err(|_| RaftError::CorruptEntry { index, detail: format!("negative leader epoch {}", h.leader_epoch) })?;
         let (kind, membership) = classify(index, &h, &batch)?;
-        Ok(Self { leader: CommittedLeaderId::new(term), index, batch, kind, membership })
+        Ok(Self { leader: CommittedLeaderId::new(term), index, batch, kind, membership, receipt: ReceiptSlot::default() })
+    }
+
+    /// The acks=1 receipt the producer attached, if this is the leader's copy.
+    pub(crate) fn receipt(&self) -> Option<&Arc<AppendReceipt>> {
+        self.receipt.0.as_ref()
     }
 
     pub fn term(&self) -> u64 {
@@ -174,8 +189,12 @@ impl RaftEntry for Entry {
         // The epoch written here is a placeholder the log overwrites on
         // append; an oversized term is refused there, not here.
         let epoch = epoch_of(log_id.committed_leader_id().term).unwrap_or(0);
+        let mut receipt = ReceiptSlot::default();
         let (batch, kind, membership) = match payload {
-            EntryPayload::Normal(b) => (b.0, EntryKind::Normal, None),
+            EntryPayload::Normal(KafkaBatch(bytes, slot)) => {
+                receipt = slot;
+                (bytes, EntryKind::Normal, None)
+            }
             EntryPayload::Blank => {
                 let bytes = batch::build_offsetless_control(epoch, NO_TIMESTAMP, &raft_payload(KIND_BLANK, &[]));
                 (Bytes::from(bytes), EntryKind::Blank, None)
@@ -186,7 +205,7 @@ impl RaftEntry for Entry {
                 (Bytes::from(bytes), EntryKind::Membership, Some(Arc::new(m)))
             }
         };
-        Self { leader: *log_id.committed_leader_id(), index: log_id.index(), batch, kind, membership }
+        Self { leader: *log_id.committed_leader_id(), index: log_id.index(), batch, kind, membership, receipt }
     }
 
     fn log_id_parts(&self) -> (&CommittedLeaderId, u64) {
@@ -229,7 +248,14 @@ impl TryFrom<WireEntry> for Entry {
     fn try_from(w: WireEntry) -> Result<Self, RaftError> {
         let h = batch::validate(&w.batch)?;
         let (kind, membership) = classify(w.index, &h, &w.batch)?;
-        Ok(Self { leader: CommittedLeaderId::new(w.term), index: w.index, batch: w.batch, kind, membership })
+        Ok(Self {
+            leader: CommittedLeaderId::new(w.term),
+            index: w.index,
+            batch: w.batch,
+            kind,
+            membership,
+            receipt: ReceiptSlot::default(),
+        })
     }
 }
 

@@ -47,7 +47,12 @@ async fn flush_waiting(shared: &Arc<Shared>) {
     };
     match result {
         Ok(done) => {
-            shared.write_log().complete_flush(done);
+            let durable = {
+                let mut log = shared.write_log();
+                log.complete_flush(done);
+                log.durable().next_raft_index
+            };
+            shared.durable.send_replace(durable);
             for cb in callbacks {
                 cb.io_completed(Ok(()));
             }

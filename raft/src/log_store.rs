@@ -33,6 +33,9 @@ pub(crate) struct Shared {
     pub meta: Mutex<Meta>,
     /// Wakes the flusher; capacity 1, a full channel already means "flush soon".
     pub kick: tokio::sync::mpsc::Sender<()>,
+    /// The next raft index not yet durable, published by the flusher after
+    /// each group commit; acks=1 receipts wait on it.
+    pub durable: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -72,7 +75,9 @@ impl LogStore {
         }
         let next_offset = log.log_end_offset();
         let (kick, kicked) = tokio::sync::mpsc::channel(1);
-        let shared = Arc::new(Shared { dir, log: RwLock::new(log), waiting: Mutex::new(Vec::new()), meta: Mutex::new(meta), kick });
+        let durable = tokio::sync::watch::channel(log.durable().next_raft_index).0;
+        let shared =
+            Arc::new(Shared { dir, log: RwLock::new(log), waiting: Mutex::new(Vec::new()), meta: Mutex::new(meta), kick, durable });
         handle.spawn(crate::flusher::run(Arc::downgrade(&shared), kicked));
         Ok(Self { shared, next_offset })
     }
@@ -118,7 +123,7 @@ impl LogStore {
 }
 
 /// Appends one entry and checks the offsets the log gave it.
-fn append_one(log: &mut Log, next_offset: &mut i64, e: &Entry) -> Result<()> {
+fn append_one(log: &mut Log, next_offset: &mut i64, e: &Entry, durable: &tokio::sync::watch::Sender<u64>) -> Result<()> {
     use openraft::entry::RaftEntry;
     let info = log.append(e.batch(), epoch_of(e.term())?, e.index())?;
     // Every replica must assign the same offsets, so they must be exactly
@@ -127,6 +132,10 @@ fn append_one(log: &mut Log, next_offset: &mut i64, e: &Entry) -> Result<()> {
     assert_eq!(info.last_offset, info.base_offset + e.offset_count() - 1, "raft entry {} took the wrong number of offsets", e.index());
     assert_eq!(info.raft_index, e.index());
     *next_offset = info.last_offset + 1;
+    if let Some(receipt) = e.receipt() {
+        let at = crate::receipt::Appended { raft_index: info.raft_index, base_offset: info.base_offset, last_offset: info.last_offset };
+        receipt.appended(at, durable.subscribe());
+    }
     Ok(())
 }
 
@@ -208,7 +217,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 self.next_offset = log.log_end_offset();
             }
             for e in entries {
-                append_one(&mut log, &mut self.next_offset, &e)?;
+                append_one(&mut log, &mut self.next_offset, &e, &self.shared.durable)?;
             }
             // Queued under the log lock, so the next flush to begin covers these entries.
             self.shared.waiting.lock().expect("waiting lock").push(callback);

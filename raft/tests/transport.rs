@@ -274,3 +274,39 @@ async fn a_malformed_frame_closes_only_its_connection() {
         n.shutdown().await;
     }
 }
+
+/// acks=1: the leader's receipt resolves once the batch is on the leader's
+/// disk, with both followers gone, while the write itself cannot commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_one_resolves_on_the_leader_disk_without_a_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start(3, &fast_config(), dir.path()).await;
+    let group = GroupId::new([7; 16], 3);
+    create_everywhere(&nodes, group).await;
+    initialize(&nodes, 0, group).await;
+    let raft = writable_leader(&nodes, group).await;
+    let first = batch(0);
+    let first_records = BatchHeader::parse(first.bytes()).unwrap().record_count as i64;
+    raft.client_write(first).await.unwrap();
+    let leader_id = raft.metrics().borrow_watched().id;
+    let leader = nodes.iter().find(|n| n.id() == leader_id).unwrap();
+    let group_handle = leader.group(group).unwrap();
+    for n in nodes.iter().filter(|n| n.id() != leader_id) {
+        n.shutdown().await;
+    }
+
+    let receipt = fjord_raft::AppendReceipt::new();
+    let second = batch(1).with_receipt(Arc::clone(&receipt));
+    let second_records = BatchHeader::parse(second.bytes()).unwrap().record_count as i64;
+    let writer = raft.clone();
+    let write = tokio::spawn(async move { writer.client_write(second).await });
+    let at = tokio::time::timeout(Duration::from_secs(10), receipt.durable()).await.expect("acks=1 answers without followers").unwrap();
+    assert_eq!((at.base_offset, at.last_offset), (first_records, first_records + second_records - 1));
+    assert!(group_handle.with_log(|log| log.durable().next_offset) > at.last_offset, "the batch is on the leader's disk");
+    // Not committed: the high watermark stays at the first batch, the write waits.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*group_handle.high_watermark().borrow(), first_records);
+    assert!(!write.is_finished(), "acks=all cannot answer without a quorum");
+    write.abort();
+    leader.shutdown().await;
+}
