@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use fjord_storage::{Log, LogConfig};
 use openraft::BasicNode;
+use openraft::async_runtime::watch::WatchReceiver;
 use tokio::sync::watch;
 
 use crate::config::{ConfigError, RaftConfig};
@@ -82,6 +83,8 @@ pub enum NodeError {
     Open { group: GroupId, source: RaftError },
     #[error("group {group}: raft did not start: {detail}")]
     Start { group: GroupId, detail: String },
+    #[error("group {group}: retention: {detail}")]
+    Retention { group: GroupId, detail: String },
 }
 
 /// One hosted group: its raft handle and what readers need besides it.
@@ -114,6 +117,32 @@ impl Group {
     /// The high watermark (offset after the last applied batch), to wait on.
     pub fn high_watermark(&self) -> watch::Receiver<i64> {
         self.high_watermark.clone()
+    }
+
+    /// Kafka's retention on a replicated partition, done as raft's purge so
+    /// that raft knows the prefix is gone: finds the raft index through which
+    /// `retention.ms`/`retention.bytes` allow deleting below the high
+    /// watermark, makes sure a snapshot covers it (a follower that still
+    /// needs the prefix installs that instead), and purges through it; the
+    /// log store then deletes the same whole segments. Each replica runs it on
+    /// its own log, like Kafka's log cleaner thread. Returns the purge point.
+    pub async fn apply_retention(&self, timeout: std::time::Duration) -> Result<Option<u64>, NodeError> {
+        let fail = |detail: String| NodeError::Retention { group: self.id, detail };
+        let hw = *self.high_watermark.borrow();
+        let Some(point) = self.with_log(|log| log.retention_point_raft(hw)).map_err(|e| fail(e.to_string()))? else {
+            return Ok(None);
+        };
+        let covered = |m: &openraft::RaftMetrics<TypeConfig>| m.snapshot.is_some_and(|s| s.index() >= point);
+        if !covered(&self.raft.metrics().borrow_watched()) {
+            self.raft.trigger().snapshot().await.map_err(|e| fail(e.to_string()))?;
+            self.raft
+                .wait(Some(timeout))
+                .metrics(covered, "a snapshot covering the retention point")
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        self.raft.trigger().purge_log(point).await.map_err(|e| fail(e.to_string()))?;
+        Ok(Some(point))
     }
 }
 

@@ -34,9 +34,13 @@ async fn start(n: u64, config: &RaftConfig, dir: &std::path::Path) -> Vec<RaftNo
 
 /// Creates `group` on every node and initializes it on `nodes[first]`.
 async fn create_everywhere(nodes: &[RaftNode], group: GroupId) -> Vec<Arc<Group>> {
+    create_everywhere_with(nodes, group, log_config()).await
+}
+
+async fn create_everywhere_with(nodes: &[RaftNode], group: GroupId, config: LogConfig) -> Vec<Arc<Group>> {
     let mut groups = Vec::new();
     for n in nodes {
-        groups.push(n.create_group(group, log_config()).await.unwrap());
+        groups.push(n.create_group(group, config.clone()).await.unwrap());
     }
     groups
 }
@@ -309,4 +313,44 @@ async fn acks_one_resolves_on_the_leader_disk_without_a_quorum() {
     assert!(!write.is_finished(), "acks=all cannot answer without a quorum");
     write.abort();
     leader.shutdown().await;
+}
+
+/// Retention on a replicated partition is raft's purge: every replica drops
+/// the same whole segments, raft knows the prefix is gone, and the group
+/// goes on taking writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_through_raft_on_every_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start(3, &fast_config(), dir.path()).await;
+    let group = GroupId::new([5; 16], 1);
+    let config = LogConfig { segment_bytes: 32 << 10, retention_bytes: Some(64 << 10), ..log_config() };
+    let groups = create_everywhere_with(&nodes, group, config).await;
+    initialize(&nodes, 0, group).await;
+    let raft = writable_leader(&nodes, group).await;
+    let mut records = 0i64;
+    for i in 0..1_000 {
+        let b = batch(i);
+        records += BatchHeader::parse(b.bytes()).unwrap().record_count as i64;
+        raft.client_write(b).await.unwrap();
+    }
+    for g in &groups {
+        g.high_watermark().wait_for(|hw| *hw == records).await.unwrap();
+    }
+    let before: Vec<u64> = groups.iter().map(|g| g.with_log(|l| l.size_bytes())).collect();
+    for g in &groups {
+        let point = g.apply_retention(Duration::from_secs(20)).await.unwrap().expect("retention.bytes allows deleting");
+        g.raft().wait(Some(Duration::from_secs(20))).metrics(|m| m.purged.is_some_and(|p| p.index() >= point), "purged").await.unwrap();
+    }
+    for (g, before) in groups.iter().zip(before) {
+        let (start, size) = g.with_log(|l| (l.log_start_offset(), l.size_bytes()));
+        assert!(start > 0 && size < before && size < (64 << 10) + (32 << 10) * 2, "log start {start}, {before} -> {size} bytes");
+        assert!(g.with_log(|l| l.read(start, 1, i64::MAX)).is_ok());
+    }
+    // Every replica cut at the same segment boundary, and writes go on.
+    let starts: Vec<i64> = groups.iter().map(|g| g.with_log(|l| l.log_start_offset())).collect();
+    assert!(starts.windows(2).all(|w| w[0] == w[1]), "{starts:?}");
+    raft.client_write(batch(1_000)).await.unwrap();
+    for n in &nodes {
+        n.shutdown().await;
+    }
 }

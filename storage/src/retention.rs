@@ -60,8 +60,39 @@ impl Log {
 
     /// Applies `retention.ms` and `retention.bytes` to sealed segments that lie
     /// wholly below `upto_offset` (the high watermark: uncommitted data is
-    /// never deleted). Returns how many segments went.
+    /// never deleted). Returns how many segments went. For a replicated log,
+    /// use [`Log::retention_point_raft`] and raft's purge instead, so that raft
+    /// knows the prefix is gone.
     pub fn apply_retention(&mut self, upto_offset: i64) -> Result<usize> {
+        let (by_time, by_size) = self.retention_counts(upto_offset)?;
+        let n = by_time.max(by_size);
+        if n > 0 {
+            let new_start = self.next_base(n - 1);
+            tracing::info!(dir = %self.dir.display(), segments = n, by_time, by_size, log_start_offset = new_start, "retention deletes segments");
+            if new_start > self.log_start_offset {
+                checkpoint::write(&self.dir, LOG_START, new_start)?;
+                self.log_start_offset = new_start;
+            }
+        }
+        self.delete_oldest(n)
+    }
+
+    /// The last raft index of what `retention.ms` and `retention.bytes` allow
+    /// deleting below `upto_offset`; `None` when nothing. Raft purges through
+    /// it ([`Log::delete_through_raft`] then deletes the same segments).
+    pub fn retention_point_raft(&self, upto_offset: i64) -> Result<Option<u64>> {
+        let (by_time, by_size) = self.retention_counts(upto_offset)?;
+        let n = by_time.max(by_size);
+        if n == 0 {
+            return Ok(None);
+        }
+        let next_first_raft = if n < self.sealed.len() { self.slot_base_raft(n)? } else { self.active.base_raft };
+        Ok(next_first_raft.checked_sub(1))
+    }
+
+    /// How many of the oldest sealed segments retention by time and by size
+    /// would delete, among those wholly below `upto_offset`.
+    fn retention_counts(&self, upto_offset: i64) -> Result<(usize, usize)> {
         let eligible = (0..self.sealed.len()).take_while(|&i| self.next_base(i) <= upto_offset).count();
         let mut by_time = 0;
         if let Some(retention_ms) = self.config.retention_ms {
@@ -79,16 +110,7 @@ impl Log {
                 by_size += 1;
             }
         }
-        let n = by_time.max(by_size);
-        if n > 0 {
-            let new_start = self.next_base(n - 1);
-            tracing::info!(dir = %self.dir.display(), segments = n, by_time, by_size, log_start_offset = new_start, "retention deletes segments");
-            if new_start > self.log_start_offset {
-                checkpoint::write(&self.dir, LOG_START, new_start)?;
-                self.log_start_offset = new_start;
-            }
-        }
-        self.delete_oldest(n)
+        Ok((by_time, by_size))
     }
 
     /// Base offset of the segment after sealed segment `i`.

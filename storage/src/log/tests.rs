@@ -265,7 +265,13 @@ fn retention_by_time_and_size_keeps_the_active_segment() {
     .unwrap();
     fill(&mut log2, 60, 2, 0);
     let bases = log2.segment_base_offsets();
-    assert_eq!(log2.apply_retention(bases[3]).unwrap(), 3);
+    // The raft form names the last entry of the last deletable segment, and
+    // purging through it deletes exactly what retention would.
+    assert_eq!(log2.retention_point_raft(bases[0]).unwrap(), None);
+    let point = log2.retention_point_raft(bases[3]).unwrap().unwrap();
+    assert_eq!(point, (bases[3] / 2) as u64, "batches of two records from raft index 1: segment 3 starts at raft {}", bases[3] / 2 + 1);
+    assert_eq!(log2.delete_through_raft(point).unwrap(), 3);
+    assert_eq!(log2.apply_retention(bases[3]).unwrap(), 0, "already gone");
     assert_eq!(log2.apply_retention(i64::MAX).unwrap(), bases.len() - 4);
     assert_eq!(log2.segment_count(), 1, "the active segment stays");
     assert_eq!(log2.log_start_offset(), *bases.last().unwrap());
