@@ -6,8 +6,9 @@
 //! segment map and hold the write lock only for that; fsyncs run off the lock
 //! (see `flusher.rs`), truncation and purge run on the blocking pool.
 //!
-//! Raft state that is not in the log (vote, committed, last purged) lives in
-//! `raft-meta.json` beside the segments (see `meta.rs`).
+//! Raft state that is not in the log lives beside the segments (see
+//! `meta.rs`): vote and last purged durably in `raft-meta.json`, the
+//! committed hint in `raft-committed.json`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,8 @@ pub struct LogStore {
     /// The offset the next batch must get: the previous batch's last offset
     /// plus one. Checked against what the log assigns on every append.
     next_offset: i64,
+    /// When the committed checkpoint was last written.
+    committed_written_at: Option<std::time::Instant>,
 }
 
 impl LogStore {
@@ -79,7 +82,7 @@ impl LogStore {
         let shared =
             Arc::new(Shared { dir, log: RwLock::new(log), waiting: Mutex::new(Vec::new()), meta: Mutex::new(meta), kick, durable });
         handle.spawn(crate::flusher::run(Arc::downgrade(&shared), kicked));
-        Ok(Self { shared, next_offset })
+        Ok(Self { shared, next_offset, committed_written_at: None })
     }
 
     /// A reader of this log; it sees every entry appended later too.
@@ -194,9 +197,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.persist(meta).await
     }
 
+    /// A hint, checkpointed at most once per interval without fsync (see
+    /// `meta.rs`): an fsync per commit per replica was the costliest part of
+    /// a replicated append.
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
-        let meta = Meta { committed, ..self.shared.meta() };
-        self.persist(meta).await
+        self.shared.meta.lock().expect("meta lock").committed = committed;
+        let due = self.committed_written_at.is_none_or(|t| t.elapsed() >= crate::meta::COMMITTED_CHECKPOINT_INTERVAL);
+        if due {
+            self.committed_written_at = Some(std::time::Instant::now());
+            crate::meta::write_committed(&self.shared.dir, committed)?;
+        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
