@@ -197,7 +197,8 @@ impl Log {
         let f = &mut self.flush;
         let from = if f.active_synced.0 == self.active.base_offset { f.active_synced.1 } else { 0 };
         let sealed = f.pending.lock().expect("pending lock").clone();
-        let active = self.active.flush_parts(from);
+        // Data only: after a crash the active segment is scanned and its indexes rebuilt.
+        let active = self.active.flush_parts(from, false);
         f.active_synced = (self.active.base_offset, self.active.len());
         f.unflushed_records = 0;
         f.oldest_unflushed_ms = None;

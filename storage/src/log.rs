@@ -230,7 +230,7 @@ impl Log {
         self.active_created_ms = self.clock.now_ms();
         old.seal()?;
         tracing::debug!(dir = %self.dir.display(), base_offset = old.base_offset, bytes = old.len(), "rolled segment");
-        self.flush_rolled(old.flush_parts(0));
+        self.flush_rolled(old.flush_parts(0, true));
         let slot = Slot { base_offset: old.base_offset, bytes: old.len(), base_raft: OnceLock::from(old.base_raft) };
         self.sealed.push(slot);
         self.cache.lock().expect("cache lock").insert(old.base_offset, Arc::new(old));
@@ -325,6 +325,8 @@ impl Log {
     pub fn close(mut self) -> Result<()> {
         self.active.close_indexes()?;
         self.flush()?;
+        // A clean close trusts the active segment's indexes on the next open.
+        self.active.flush_parts(self.active.len(), true).sync()?;
         self.active.trim()?;
         let mut rp = self.recovery.lock().expect("recovery point lock");
         rp.generation += 1;

@@ -97,7 +97,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
         }
         if let Some(mut prev) = active.replace(seg) {
             prev.seal()?;
-            pending.push(prev.flush_parts(0));
+            pending.push(prev.flush_parts(0, true));
             sealed.push(Slot { base_offset: prev.base_offset, bytes: prev.len(), base_raft: OnceLock::from(prev.base_raft) });
         }
         if cut > 0 && i < last {

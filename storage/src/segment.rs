@@ -580,14 +580,21 @@ impl Segment {
     }
 
     /// What a flush must sync for this segment; taken under the log's lock,
-    /// run without it.
-    pub fn flush_parts(&self, from: u64) -> FlushParts {
+    /// run without it. `indexes`: also fsync the three index files, which a
+    /// sealed segment needs (recovery trusts it) and the active one does not
+    /// (recovery rebuilds its indexes by a scan; its raft header was synced
+    /// when written).
+    pub fn flush_parts(&self, from: u64, indexes: bool) -> FlushParts {
         FlushParts {
             base_offset: self.base_offset,
             file: Arc::clone(&self.file),
             region: self.region.clone().filter(|_| self.writable),
             range: (from.min(self.len), self.len),
-            index_paths: vec![self.offsets.path().into(), self.times.path().into(), self.rafts.path().into()],
+            index_paths: if indexes {
+                vec![self.offsets.path().into(), self.times.path().into(), self.rafts.path().into()]
+            } else {
+                Vec::new()
+            },
             log_path: self.log_path.clone(),
         }
     }
