@@ -64,11 +64,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
     // is opened for the check (and closed again: it is not kept open).
     let mut expected = match first_scanned.checked_sub(1) {
         Some(prev) => {
-            let base_raft = index::read_raft_header(&dir.join(file_name(bases[prev], RAFT_INDEX_EXT)));
-            let base_raft = match base_raft {
-                Some(b) => b,
-                None => base_raft_after_trusted(dir, &sealed[..prev])?,
-            };
+            let base_raft = trusted_base_raft(dir, bases[prev], &sealed[..prev])?;
             Some(Segment::open_sealed(dir, bases[prev], base_raft, config.index_interval_bytes)?.end())
         }
         None => None,
@@ -110,10 +106,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
         // Every scanned segment was dropped: the last trusted one takes over.
         None => {
             let slot = sealed.pop().expect("a dropped first scanned segment has a trusted predecessor");
-            let base_raft = match index::read_raft_header(&dir.join(file_name(slot.base_offset, RAFT_INDEX_EXT))) {
-                Some(b) => b,
-                None => base_raft_after_trusted(dir, &sealed)?,
-            };
+            let base_raft = trusted_base_raft(dir, slot.base_offset, &sealed)?;
             Segment::open_active(dir, slot.base_offset, base_raft, &config, false)?.0
         }
     };
@@ -185,6 +178,15 @@ fn drop_from(dir: &Path, bases: &[i64], report: &mut OpenReport) -> Result<()> {
         report.segments_dropped += 1;
     }
     checkpoint::sync_dir(dir)
+}
+
+/// First raft index of the trusted segment at `base`: its header, or derived
+/// from the trusted segments `before` it when the header is damaged.
+fn trusted_base_raft(dir: &Path, base: i64, before: &[Slot]) -> Result<u64> {
+    match index::read_raft_header(&dir.join(file_name(base, RAFT_INDEX_EXT))) {
+        Some(b) => Ok(b),
+        None => base_raft_after_trusted(dir, before),
+    }
 }
 
 /// The first raft index after the trusted segments, for a scanned segment
