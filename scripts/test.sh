@@ -17,6 +17,7 @@ fi
 
 # Kafka's own jars (Maven Central), for tests that run Kafka's tools on our files.
 bash scripts/fetch-kafka.sh
+bash scripts/install-test-deps.sh
 
 # Release: the crash, model and cluster tests do real I/O and want the speed,
 # and the tests must hold with optimisations on.

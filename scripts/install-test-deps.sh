@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs the Kafka clients the interop tests drive (tests/interop/README.md):
+# kcat (librdkafka) from Debian, kafka-python and confluent-kafka in a venv at
+# .cache/venv, and the franz-go test program at .cache/bin/franz-interop.
+# Kafka's own jars and Java come from scripts/fetch-kafka.sh. Idempotent, and
+# quick when everything is already there. Usage: bash scripts/install-test-deps.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+# Pinned client versions (bump on purpose, then rerun this script).
+kafka_python_version=3.0.12
+confluent_kafka_version=2.16.1
+# The oldest Go that builds tests/interop/franz (its go.mod's go line), and the
+# toolchain fetched from the Go module proxy when the machine's Go is older.
+go_min=1.26.0
+go_toolchain=go1.26.8
+
+apt_updated=
+apt_install() {
+  [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+# --- librdkafka's command-line client ---------------------------------------
+command -v kcat >/dev/null || apt_install kcat
+
+# --- Python clients in a venv -------------------------------------------------
+venv=.cache/venv
+stamp="$venv/.installed"
+want="kafka-python==$kafka_python_version confluent-kafka==$confluent_kafka_version"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_install python3 python3-venv
+  fi
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  PIP_CACHE_DIR="$root/.cache/pip" "$venv/bin/pip" install -q --disable-pip-version-check $want
+  "$venv/bin/python" -c 'import kafka, confluent_kafka'
+  echo "$want" > "$stamp"
+  echo "python clients in $venv: $want"
+fi
+
+# --- a logging binding for Kafka's tools and broker ---------------------------
+libs=.cache/interop-libs
+pom=tests/interop/java/pom.xml
+pom_sum=$(sha256sum "$pom" | cut -d' ' -f1)
+if [ "$(cat "$libs/.pom-sha256" 2>/dev/null)" != "$pom_sum" ]; then
+  if ! command -v mvn >/dev/null; then
+    apt_install maven openjdk-17-jdk-headless
+  fi
+  rm -rf "$libs"
+  mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$root/.cache/m2" -f "$pom" \
+    dependency:copy-dependencies -DoutputDirectory="$root/$libs" -DincludeScope=runtime
+  echo "$pom_sum" > "$libs/.pom-sha256"
+  echo "interop jars in $libs: $(ls "$libs" | tr '\n' ' ')"
+fi
+
+# --- franz-go test program ----------------------------------------------------
+# True when Go version $1 (like go1.26.8 or 1.26.0) is at least $2.
+go_at_least() {
+  local have=${1#go} need=${2#go}
+  [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" = "$need" ]
+}
+export GOMODCACHE="$root/.cache/go/mod" GOCACHE="$root/.cache/go/build" GOFLAGS=-mod=mod
+go_bin=$(command -v go || true)
+if [ -z "$go_bin" ]; then
+  apt_install golang-go
+  go_bin=$(command -v go)
+fi
+have=$("$go_bin" env GOVERSION)
+if ! go_at_least "$have" "$go_min"; then
+  if go_at_least "$have" 1.21; then
+    # Go 1.21 and later fetch the toolchain that go.mod asks for by themselves.
+    export GOTOOLCHAIN="$go_toolchain"
+  else
+    # Older Go (Debian bookworm has 1.19) predates that; fetch the same
+    # toolchain module from the proxy by hand and use its go.
+    tc="golang.org/toolchain@v0.0.1-$go_toolchain.linux-$("$go_bin" env GOARCH)"
+    dir="$GOMODCACHE/$tc"
+    if [ ! -x "$dir/bin/go" ]; then
+      (cd "$(mktemp -d)" && GOFLAGS= "$go_bin" mod download "$tc")
+      chmod -R u+w "$dir"
+      chmod +x "$dir"/bin/* "$dir"/pkg/tool/*/*
+    fi
+    go_bin="$dir/bin/go"
+  fi
+fi
+bin=.cache/bin/franz-interop
+src=tests/interop/franz
+if [ ! -x "$bin" ] || [ -n "$(find "$src" -newer "$bin" -type f)" ]; then
+  mkdir -p .cache/bin
+  (cd "$src" && env -u GOROOT "$go_bin" build -o "$root/$bin" .)
+  echo "franz-go test program at $bin"
+fi
