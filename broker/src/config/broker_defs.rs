@@ -1,0 +1,410 @@
+//! The broker configs Fjord reads, with Kafka's names, types, defaults and
+//! validators (`ServerLogConfigs`, `ServerConfigs`, `SocketServerConfigs`,
+//! `CleanerConfig`, `KRaftConfigs`, `ReplicationConfigs`), and the names Kafka
+//! knows that Fjord accepts without using. Static data.
+//!
+//! Fjord's own defaults differ from Kafka's in three places, so that a bare
+//! `fjord` starts a usable single node: `node.id` 1 (Kafka: required),
+//! `listeners` `PLAINTEXT://127.0.0.1:9092` (Kafka: `PLAINTEXT://:9092`) and
+//! `log.dir` `./data` (Kafka: `/tmp/kafka-logs`).
+
+use super::def::{Check, Def};
+use super::describe::ConfigType::{self, Boolean, Double, Int, List, Long, String as Str};
+
+const fn def(name: &'static str, ty: ConfigType, default: Option<&'static str>, check: Check, doc: &'static str) -> Def {
+    Def { name, ty, default, check, doc }
+}
+
+const LONG_MAX: &str = "9223372036854775807";
+pub(crate) const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+pub(crate) const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+pub(crate) const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
+pub(crate) const DEFAULT_LISTENERS: &str = "PLAINTEXT://127.0.0.1:9092";
+pub(crate) const DEFAULT_SECURITY_PROTOCOL_MAP: &str =
+    "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+
+/// Every broker config Fjord reads, sorted by name.
+pub(crate) const BROKER_DEFS: &[Def] = &[
+    def(
+        "advertised.listeners",
+        Str,
+        None,
+        Check::None,
+        "Listener addresses given to clients, NAME://host:port,...; defaults to listeners. 0.0.0.0 is not allowed; an empty host advertises this machine's hostname.",
+    ),
+    def(
+        "auto.create.topics.enable",
+        Boolean,
+        Some("true"),
+        Check::None,
+        "Create a topic when a Metadata request names one that does not exist.",
+    ),
+    def("broker.id", Int, Some("1"), Check::None, "Alias of node.id; if both are set they must be equal."),
+    def("broker.rack", Str, None, Check::None, "Rack of this broker, reported in Metadata."),
+    def(
+        "cluster.id",
+        Str,
+        None,
+        Check::None,
+        "Fjord: the cluster id to record when the metadata log has none yet (Kafka keeps it in meta.properties).",
+    ),
+    def("compression.gzip.level", Int, Some("-1"), Check::GzipLevel, "Default for the topic config compression.gzip.level."),
+    def("compression.lz4.level", Int, Some("9"), Check::Between(1, 17), "Default for the topic config compression.lz4.level."),
+    def(
+        "compression.type",
+        Str,
+        Some("producer"),
+        Check::OneOf(COMPRESSION_TYPES),
+        "Default for the topic config compression.type: a codec, uncompressed, or producer to keep the producer's.",
+    ),
+    def("compression.zstd.level", Int, Some("3"), Check::Between(-131072, 22), "Default for the topic config compression.zstd.level."),
+    def(
+        "controller.listener.names",
+        Str,
+        None,
+        Check::None,
+        "Listener names used by the KRaft controller; such listeners are not served as broker listeners. Parsed, not used yet.",
+    ),
+    def(
+        "controller.quorum.bootstrap.servers",
+        List,
+        Some(""),
+        Check::None,
+        "KRaft controller bootstrap host:port list. Parsed, not used yet.",
+    ),
+    def("controller.quorum.voters", List, Some(""), Check::None, "KRaft voters as id@host:port,... Parsed, not used yet."),
+    def(
+        "default.replication.factor",
+        Int,
+        Some("1"),
+        Check::Between(1, i16::MAX as i64),
+        "Replication factor of topics created without one (auto-created topics, CreateTopics with -1).",
+    ),
+    def("delete.topic.enable", Boolean, Some("true"), Check::None, "Whether DeleteTopics may delete topics."),
+    def("fetch.max.bytes", Int, Some("57671680"), Check::AtLeast(1024), "The most bytes one Fetch response may carry."),
+    def(
+        "listener.security.protocol.map",
+        Str,
+        Some(DEFAULT_SECURITY_PROTOCOL_MAP),
+        Check::None,
+        "Listener name to security protocol, NAME:PROTOCOL,...",
+    ),
+    def(
+        "listeners",
+        Str,
+        Some(DEFAULT_LISTENERS),
+        Check::None,
+        "Addresses to listen on, NAME://host:port,...; an empty host binds every interface.",
+    ),
+    def("log.cleaner.delete.retention.ms", Long, Some("86400000"), Check::AtLeast(0), "Default for the topic config delete.retention.ms."),
+    def(
+        "log.cleaner.max.compaction.lag.ms",
+        Long,
+        Some(LONG_MAX),
+        Check::AtLeast(1),
+        "Default for the topic config max.compaction.lag.ms.",
+    ),
+    def(
+        "log.cleaner.min.cleanable.ratio",
+        Double,
+        Some("0.5"),
+        Check::Between(0, 1),
+        "Default for the topic config min.cleanable.dirty.ratio.",
+    ),
+    def("log.cleaner.min.compaction.lag.ms", Long, Some("0"), Check::AtLeast(0), "Default for the topic config min.compaction.lag.ms."),
+    def("log.cleanup.policy", List, Some("delete"), Check::ListOf(CLEANUP_POLICIES), "Default for the topic config cleanup.policy."),
+    def("log.dir", Str, Some("./data"), Check::None, "The data directory, used when log.dirs is not set."),
+    def("log.dirs", Str, None, Check::None, "Comma-separated data directories; if not set, log.dir is used."),
+    def("log.flush.interval.messages", Long, Some(LONG_MAX), Check::AtLeast(1), "Default for the topic config flush.messages."),
+    def(
+        "log.flush.interval.ms",
+        Long,
+        None,
+        Check::None,
+        "Default for the topic config flush.ms; if not set, log.flush.scheduler.interval.ms is used.",
+    ),
+    def(
+        "log.flush.scheduler.interval.ms",
+        Long,
+        Some(LONG_MAX),
+        Check::None,
+        "Default for the topic config flush.ms when log.flush.interval.ms is not set.",
+    ),
+    def("log.index.interval.bytes", Int, Some("4096"), Check::AtLeast(0), "Default for the topic config index.interval.bytes."),
+    def("log.index.size.max.bytes", Int, Some("10485760"), Check::AtLeast(4), "Default for the topic config segment.index.bytes."),
+    def("log.local.retention.bytes", Long, Some("-2"), Check::AtLeast(-2), "Default for the topic config local.retention.bytes."),
+    def("log.local.retention.ms", Long, Some("-2"), Check::AtLeast(-2), "Default for the topic config local.retention.ms."),
+    def(
+        "log.message.timestamp.after.max.ms",
+        Long,
+        Some("3600000"),
+        Check::AtLeast(0),
+        "Default for the topic config message.timestamp.after.max.ms.",
+    ),
+    def(
+        "log.message.timestamp.before.max.ms",
+        Long,
+        Some(LONG_MAX),
+        Check::AtLeast(0),
+        "Default for the topic config message.timestamp.before.max.ms.",
+    ),
+    def(
+        "log.message.timestamp.type",
+        Str,
+        Some("CreateTime"),
+        Check::OneOf(TIMESTAMP_TYPES),
+        "Default for the topic config message.timestamp.type.",
+    ),
+    def("log.preallocate", Boolean, Some("false"), Check::None, "Default for the topic config preallocate."),
+    def("log.retention.bytes", Long, Some("-1"), Check::None, "Default for the topic config retention.bytes; -1 is no limit."),
+    def("log.retention.check.interval.ms", Long, Some("300000"), Check::AtLeast(1), "How often retention is checked."),
+    def(
+        "log.retention.hours",
+        Int,
+        Some("168"),
+        Check::None,
+        "Default retention in hours, used when log.retention.ms and log.retention.minutes are not set.",
+    ),
+    def("log.retention.minutes", Int, None, Check::None, "Default retention in minutes, used when log.retention.ms is not set."),
+    def(
+        "log.retention.ms",
+        Long,
+        None,
+        Check::None,
+        "Default for the topic config retention.ms; -1 keeps data forever. If not set, log.retention.minutes is used.",
+    ),
+    def("log.roll.hours", Int, Some("168"), Check::AtLeast(1), "Default segment age in hours, used when log.roll.ms is not set."),
+    def(
+        "log.roll.jitter.hours",
+        Int,
+        Some("0"),
+        Check::AtLeast(0),
+        "Default segment roll jitter in hours, used when log.roll.jitter.ms is not set.",
+    ),
+    def(
+        "log.roll.jitter.ms",
+        Long,
+        None,
+        Check::None,
+        "Default for the topic config segment.jitter.ms; if not set, log.roll.jitter.hours is used.",
+    ),
+    def("log.roll.ms", Long, None, Check::None, "Default for the topic config segment.ms; if not set, log.roll.hours is used."),
+    def("log.segment.bytes", Int, Some("1073741824"), Check::AtLeast(1 << 20), "Default for the topic config segment.bytes."),
+    def("log.segment.delete.delay.ms", Long, Some("60000"), Check::AtLeast(0), "Default for the topic config file.delete.delay.ms."),
+    def(
+        "message.max.bytes",
+        Int,
+        Some("1048588"),
+        Check::AtLeast(0),
+        "Default for the topic config max.message.bytes: the largest record batch accepted.",
+    ),
+    def("min.insync.replicas", Int, Some("1"), Check::AtLeast(1), "Default for the topic config min.insync.replicas."),
+    def("node.id", Int, Some("1"), Check::None, "This node's id (alias broker.id)."),
+    def("num.partitions", Int, Some("1"), Check::AtLeast(1), "Partition count of topics created without one."),
+    def("process.roles", List, Some(""), Check::ListOf(&["broker", "controller"]), "KRaft roles of this node. Parsed, not used yet."),
+    def("queued.max.requests", Int, Some("500"), Check::AtLeast(1), "Requests read from connections and not yet handled, at most."),
+    def(
+        "raft.advertised.listener",
+        Str,
+        None,
+        Check::None,
+        "Fjord: host:port peers use to reach this node's raft transport; defaults to the bound address.",
+    ),
+    def(
+        "raft.listener",
+        Str,
+        None,
+        Check::None,
+        "Fjord: host:port the raft transport binds; if not set, an ephemeral port on the first listener's host.",
+    ),
+    def("socket.request.max.bytes", Int, Some("104857600"), Check::AtLeast(1), "The largest request frame accepted."),
+    def(
+        "unclean.leader.election.enable",
+        Boolean,
+        Some("false"),
+        Check::None,
+        "Default for the topic config unclean.leader.election.enable.",
+    ),
+];
+
+/// Looks up a broker config by name.
+pub(crate) fn broker_def(name: &str) -> Option<&'static Def> {
+    BROKER_DEFS.binary_search_by(|d| d.name.cmp(name)).ok().map(|i| &BROKER_DEFS[i])
+}
+
+/// `DynamicBrokerConfig.brokerConfigSynonyms` for the configs that have
+/// synonyms: the settings consulted, highest priority first. Every other
+/// config is its own only synonym.
+pub(crate) fn broker_synonyms(name: &str) -> Option<&'static [&'static str]> {
+    const ROLL: &[&str] = &["log.roll.ms", "log.roll.hours"];
+    const JITTER: &[&str] = &["log.roll.jitter.ms", "log.roll.jitter.hours"];
+    const FLUSH: &[&str] = &["log.flush.interval.ms", "log.flush.scheduler.interval.ms"];
+    const RETENTION: &[&str] = &["log.retention.ms", "log.retention.minutes", "log.retention.hours"];
+    match name {
+        "log.roll.ms" | "log.roll.hours" => Some(ROLL),
+        "log.roll.jitter.ms" | "log.roll.jitter.hours" => Some(JITTER),
+        // Only this way round: log.flush.scheduler.interval.ms has no synonym.
+        "log.flush.interval.ms" => Some(FLUSH),
+        "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => Some(RETENTION),
+        _ => None,
+    }
+}
+
+/// Kafka's `DynamicBrokerConfig.AllDynamicConfigs`, restricted to the
+/// configs above: DescribeConfigs reports these with `read_only=false`.
+/// Fjord cannot change them at runtime yet; the flag says what Kafka allows.
+pub(crate) fn is_dynamic(name: &str) -> bool {
+    const DYNAMIC: &[&str] = &[
+        "advertised.listeners",
+        "compression.gzip.level",
+        "compression.lz4.level",
+        "compression.type",
+        "compression.zstd.level",
+        "listener.security.protocol.map",
+        "listeners",
+        "log.cleaner.delete.retention.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        "log.cleaner.min.cleanable.ratio",
+        "log.cleaner.min.compaction.lag.ms",
+        "log.cleanup.policy",
+        "log.flush.interval.messages",
+        "log.flush.interval.ms",
+        "log.index.interval.bytes",
+        "log.index.size.max.bytes",
+        "log.local.retention.bytes",
+        "log.local.retention.ms",
+        "log.message.timestamp.after.max.ms",
+        "log.message.timestamp.before.max.ms",
+        "log.message.timestamp.type",
+        "log.preallocate",
+        "log.retention.bytes",
+        "log.retention.ms",
+        "log.roll.jitter.ms",
+        "log.roll.ms",
+        "log.segment.bytes",
+        "log.segment.delete.delay.ms",
+        "message.max.bytes",
+        "min.insync.replicas",
+        "unclean.leader.election.enable",
+    ];
+    DYNAMIC.contains(&name)
+}
+
+/// Names (and, ending in `.`, prefixes) of configs Kafka 4.x knows and Fjord
+/// accepts without acting on them: a stock `server.properties` loads without
+/// a warning. Anything else unknown is warned about.
+const KNOWN_UNUSED: &[&str] = &[
+    // Prefix families.
+    "alter.log.dirs.",
+    "broker.heartbeat.",
+    "broker.session.",
+    "client.quota.",
+    "confluent.",
+    "connection.",
+    "connections.",
+    "controller.",
+    "delegation.token.",
+    "group.",
+    "kafka.metrics.",
+    "leader.imbalance.",
+    "listener.name.",
+    "log.cleaner.",
+    "log.flush.",
+    "log.initial.",
+    "metadata.",
+    "metric.",
+    "metrics.",
+    "num.",
+    "offset.",
+    "offsets.",
+    "principal.",
+    "producer.",
+    "quota.",
+    "remote.",
+    "replica.",
+    "replication.",
+    "sasl.",
+    "security.",
+    "share.",
+    "socket.",
+    "ssl.",
+    "transaction.",
+    "transactional.",
+    "zookeeper.",
+    // Single names.
+    "allow.everyone.if.no.acl.found",
+    "alter.config.policy.class.name",
+    "authorizer.class.name",
+    "auto.leader.rebalance.enable",
+    "background.threads",
+    "config.providers",
+    "controlled.shutdown.enable",
+    "create.topic.policy.class.name",
+    "delete.records.purgatory.purge.interval.requests",
+    "early.start.listeners",
+    "fetch.purgatory.purge.interval.requests",
+    "initial.broker.registration.timeout.ms",
+    "inter.broker.listener.name",
+    "inter.broker.protocol.version",
+    "log.dir.failure.timeout.ms",
+    "max.connection.creation.rate",
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "max.incremental.fetch.session.cache.slots",
+    "max.request.partition.size.limit",
+    "queued.max.request.bytes",
+    "request.timeout.ms",
+    "server.max.startup.time.ms",
+    "super.users",
+    "telemetry.max.bytes",
+    "unclean.leader.election.interval.ms",
+    "unstable.api.versions.enable",
+    "unstable.feature.versions.enable",
+];
+
+/// Whether `name` is a Kafka broker config Fjord ignores on purpose.
+pub(crate) fn is_known_unused(name: &str) -> bool {
+    KNOWN_UNUSED.iter().any(|k| if k.ends_with('.') { name.starts_with(k) } else { name == *k })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_defaults_parse() {
+        assert!(BROKER_DEFS.windows(2).all(|w| w[0].name < w[1].name), "BROKER_DEFS must stay sorted");
+        for d in BROKER_DEFS {
+            if let Some(v) = d.default {
+                assert!(d.parse(v).is_ok(), "default of {} is refused by its own check", d.name);
+            }
+            assert_eq!(broker_def(d.name).map(|x| x.name), Some(d.name));
+        }
+    }
+
+    #[test]
+    fn stock_server_properties_keys_are_known() {
+        // Kafka 4.0's config/server.properties.
+        let stock = [
+            "num.network.threads",
+            "num.io.threads",
+            "socket.send.buffer.bytes",
+            "socket.receive.buffer.bytes",
+            "num.recovery.threads.per.data.dir",
+            "offsets.topic.replication.factor",
+            "share.coordinator.state.topic.replication.factor",
+            "transaction.state.log.min.isr",
+            "inter.broker.listener.name",
+            "controller.quorum.bootstrap.servers",
+            "zookeeper.connect",
+            "group.initial.rebalance.delay.ms",
+            "ssl.keystore.password",
+        ];
+        for k in stock {
+            assert!(broker_def(k).is_some() || is_known_unused(k), "{k}");
+        }
+        assert!(!is_known_unused("foo.bar"));
+        assert!(!is_known_unused("log.segment.byte"));
+    }
+}

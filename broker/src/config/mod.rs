@@ -1,0 +1,29 @@
+//! The broker's configuration, under Kafka's own names.
+//!
+//! - [`properties`]: Java `.properties` text (Kafka's `server.properties`).
+//! - [`BrokerConfig`]: broker settings, loaded once at startup; unknown keys
+//!   are warnings, Kafka keys Fjord does not use are accepted silently.
+//! - [`TopicConfig`]: a topic's effective settings (override, else broker
+//!   synonym, else default), [`validate`] for CreateTopics and AlterConfigs,
+//!   [`describe_topic`] for DescribeConfigs.
+//! - [`ConfigEntry`]: what DescribeConfigs reports, with Kafka's source and type ids.
+//!
+//! Names, defaults, validators and synonym priorities follow Kafka 4.x
+//! (`ServerLogConfigs`, `ServerTopicConfigSynonyms`, `LogConfig`, `ConfigHelper`).
+
+pub mod broker;
+mod broker_defs;
+mod def;
+pub mod describe;
+mod listener;
+pub mod properties;
+pub mod topic;
+
+pub use broker::{BrokerConfig, ConfigError, LogDefaults, ProcessRole, QuorumVoter};
+pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType};
+pub use listener::{Listener, SecurityProtocol};
+pub use properties::PropertiesError;
+pub use topic::{
+    TimestampType, TopicConfig, TopicConfigError, TopicOverrides, describe_topic, topic_config_default, topic_config_names,
+    topic_config_type, validate, validate_for,
+};
