@@ -1,1 +1,21 @@
-//! The Kafka front end of the `fjord` broker. Empty until issue 5 lands: nothing here pretends to work.
+//! fjord-broker: the Kafka front end of Fjord.
+//!
+//! A request travels: [`server`] (listener, one task per connection, 4-byte
+//! framing) → [`protocol::frame`] (header, size caps) → [`handlers`] (one
+//! module per API key, the registry ApiVersions is built from) → either the
+//! cluster metadata ([`metadata`], a raft group of its own) or a partition
+//! ([`partition`], one raft group each, over fjord-storage's log).
+//! See `docs/architecture.md`.
+
+pub mod admin;
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod maintenance;
+pub mod metadata;
+pub mod partition;
+pub mod producer_ids;
+pub mod protocol;
+pub mod server;
+
+pub use broker::Broker;

@@ -35,6 +35,12 @@ impl LogReader {
         f(&self.shared.read_log())
     }
 
+    /// Replaces the log's settings under the write lock.
+    pub fn set_config(&self, config: fjord_storage::LogConfig) -> Result<()> {
+        self.shared.write_log().set_config(config)?;
+        Ok(())
+    }
+
     /// Entries `[from, to)` that are held and not purged, up to `max_bytes`
     /// (at least one).
     fn read(&self, from: u64, to: u64, max_bytes: usize) -> Result<Vec<Entry>> {

@@ -23,6 +23,7 @@ use crate::config::{ConfigError, RaftConfig};
 use crate::error::RaftError;
 use crate::log_reader::LogReader;
 use crate::log_store::LogStore;
+use crate::producer_state::SharedProducerStates;
 use crate::state_machine::StateMachine;
 use crate::transport::{Dispatch, NetworkFactory, PeerStats, Transport};
 use crate::types::TypeConfig;
@@ -94,6 +95,7 @@ pub struct Group {
     raft: FjordRaft,
     log: LogReader,
     high_watermark: watch::Receiver<i64>,
+    producers: SharedProducerStates,
 }
 
 impl Group {
@@ -112,6 +114,17 @@ impl Group {
     /// Runs `f` on the partition log under its read lock.
     pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> T {
         self.log.with_log(f)
+    }
+
+    /// Hands the partition log new settings (a topic config change).
+    pub fn set_log_config(&self, config: LogConfig) -> Result<(), RaftError> {
+        self.log.set_config(config)
+    }
+
+    /// The producer states as of the last applied entry, for the leader's
+    /// idempotence checks before it proposes a batch.
+    pub fn producer_states(&self) -> &SharedProducerStates {
+        &self.producers
     }
 
     /// The high watermark (offset after the last applied batch), to wait on.
@@ -236,11 +249,18 @@ impl RaftNode {
     /// starts its raft; returns the running group if it already is. A new
     /// group joins a cluster through `initialize` or a leader adding it.
     pub async fn create_group(&self, id: GroupId, log_config: LogConfig) -> Result<Arc<Group>, NodeError> {
+        self.create_group_in(id, &id.dir_name(), log_config).await
+    }
+
+    /// [`RaftNode::create_group`] with the group's directory named by the
+    /// caller: the broker names a partition `<topic>-<partition>`, as Kafka
+    /// does, which raft cannot (it knows topic ids, not names).
+    pub async fn create_group_in(&self, id: GroupId, dir_name: &str, log_config: LogConfig) -> Result<Arc<Group>, NodeError> {
         let _changes = self.changes.lock().await;
         if let Some(g) = self.groups.get(&id) {
             return Ok(g);
         }
-        let dir = self.data_dir.join(id.dir_name());
+        let dir = self.data_dir.join(dir_name);
         let open_dir = dir.clone();
         let opened = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&open_dir).map_err(|source| RaftError::Io {
@@ -259,12 +279,12 @@ impl RaftNode {
             Ok(r) => r.map_err(|source| NodeError::Open { group: id, source })?,
             Err(join) => return Err(NodeError::Start { group: id, detail: join.to_string() }),
         };
-        let (high_watermark, log) = (sm.high_watermark(), store.reader());
+        let (high_watermark, log, producers) = (sm.high_watermark(), store.reader(), sm.producer_states());
         let network = NetworkFactory::new(id, self.transport.clone());
         let raft = openraft::Raft::new(self.id, Arc::clone(&self.openraft), network, store, sm)
             .await
             .map_err(|e| NodeError::Start { group: id, detail: e.to_string() })?;
-        let group = Arc::new(Group { id, dir, raft, log, high_watermark });
+        let group = Arc::new(Group { id, dir, raft, log, high_watermark, producers });
         self.groups.groups.write().expect("group table lock").insert(id, Arc::clone(&group));
         Ok(group)
     }

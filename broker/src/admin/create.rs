@@ -1,0 +1,99 @@
+//! Creating topics (CreateTopics and Metadata's auto-create).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+
+use super::AdminError;
+use crate::Broker;
+use crate::config::topic;
+use crate::handlers::util::{collides, validate_topic_name};
+use crate::metadata::{MetadataRecord, TopicId, TopicImage};
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: `num.partitions`.
+    pub num_partitions: i32,
+    /// -1: `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Manual assignment: replica ids per partition (then both counts are -1).
+    pub assignments: Vec<Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The live broker ids placement may use. One today; the cluster's brokers in issue 7.
+fn brokers(broker: &Broker) -> Vec<i32> {
+    vec![broker.config.node_id]
+}
+
+/// Checks `new` against the image and the broker's limits; returns the
+/// record that would create it.
+fn plan(broker: &Broker, image: &crate::metadata::MetadataImage, new: &NewTopic) -> Result<MetadataRecord, AdminError> {
+    let invalid_topic = |m: String| AdminError::new(ResponseError::InvalidTopicException, m);
+    validate_topic_name(&new.name).map_err(invalid_topic)?;
+    if new.name == "__cluster_metadata" {
+        return Err(invalid_topic("Creation of internal topic __cluster_metadata is prohibited.".into()));
+    }
+    if image.topic(&new.name).is_some() {
+        return Err(AdminError::new(ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", new.name)));
+    }
+    if let Some(other) = image.topics.keys().find(|t| collides(t, &new.name)) {
+        return Err(invalid_topic(format!("Topic '{}' collides with existing topic: {other}", new.name)));
+    }
+    let live = brokers(broker);
+    let replicas = if !new.assignments.is_empty() {
+        if new.num_partitions != -1 || new.replication_factor != -1 {
+            return Err(AdminError::new(
+                ResponseError::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+            ));
+        }
+        for (p, r) in new.assignments.iter().enumerate() {
+            if r.is_empty() || r.iter().any(|b| !live.contains(b)) {
+                return Err(AdminError::new(ResponseError::InvalidReplicaAssignment, format!("The manual partition assignment includes a partition with an unknown or empty replica set: partition {p} {r:?}")));
+            }
+        }
+        new.assignments.clone()
+    } else {
+        let partitions = if new.num_partitions == -1 { broker.config.num_partitions } else { new.num_partitions };
+        let rf = if new.replication_factor == -1 { broker.config.default_replication_factor } else { new.replication_factor };
+        if partitions <= 0 {
+            return Err(AdminError::new(ResponseError::InvalidPartitions, "Number of partitions was set to an invalid non-positive value."));
+        }
+        if rf <= 0 {
+            return Err(AdminError::new(ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value."));
+        }
+        if rf as usize > live.len() {
+            return Err(AdminError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.", live.len()),
+            ));
+        }
+        (0..partitions).map(|p| (0..rf as usize).map(|r| live[(p as usize + r) % live.len()]).collect()).collect()
+    };
+    topic::validate(&new.configs).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+    Ok(MetadataRecord::Topic { name: new.name.clone(), id: TopicId::random(), replicas, configs: new.configs.clone() })
+}
+
+/// Creates the topic (or only checks it, `validate_only`) and waits, up to
+/// `wait`, for its partitions to come online here. Returns the topic as
+/// created (for validate_only, as it would be).
+pub async fn create_topic(broker: &Arc<Broker>, new: &NewTopic, validate_only: bool, wait: Duration) -> Result<TopicImage, AdminError> {
+    let controller = broker.metadata.controller().await;
+    let image = controller.image();
+    let record = plan(broker, &image, new)?;
+    let MetadataRecord::Topic { name, id, replicas, configs } = record.clone() else { unreachable!("plan makes a topic") };
+    let planned = TopicImage { name, id, replicas, configs };
+    if validate_only {
+        return Ok(planned);
+    }
+    let image = controller.propose(&[record]).await?;
+    drop(controller);
+    tracing::info!(topic = %new.name, partitions = planned.partition_count(), "topic created");
+    broker.partitions.wait_ready(&image, &new.name, wait).await;
+    Ok(image.topic(&new.name).map_or(planned, |t| (**t).clone()))
+}

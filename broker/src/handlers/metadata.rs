@@ -1,0 +1,122 @@
+//! Metadata (key 3): brokers on the request's listener, topics, partitions
+//! and their leaders; auto-creates unknown topics when allowed.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+
+use super::RequestContext;
+use super::util::{str_bytes, topic_id, topic_name, uuid, validate_topic_name};
+use crate::Broker;
+use crate::admin::create::{NewTopic, create_topic};
+use crate::metadata::{MetadataImage, TopicImage};
+
+pub const VERSIONS: RangeInclusive<i16> = 0..=13;
+
+/// How long an auto-created topic is waited for before answering.
+const AUTO_CREATE_WAIT: Duration = Duration::from_secs(5);
+
+pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+    let broker = &ctx.broker;
+    let v = ctx.api_version;
+    let mut image = broker.metadata.image();
+    let all = match &req.topics {
+        None => true,
+        Some(t) => v == 0 && t.is_empty(),
+    };
+    let mut topics = Vec::new();
+    if all {
+        topics.extend(image.topics.values().map(|t| describe_topic(broker, t)));
+    } else {
+        // v4+ asks; older versions always allow auto-creation.
+        let allow_create = broker.config.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
+        for requested in req.topics.iter().flatten() {
+            let found = match (&requested.name, v >= 10) {
+                (Some(name), _) => lookup_or_create(broker, &mut image, name, allow_create).await,
+                (None, true) => match image.topic_by_id(&topic_id(&requested.topic_id)) {
+                    Some(t) => Ok(describe_topic(broker, t)),
+                    None => Err((ResponseError::UnknownTopicId, None)),
+                },
+                (None, false) => Err((ResponseError::InvalidRequest, None)),
+            };
+            topics.push(found.unwrap_or_else(|(code, name)| {
+                MetadataResponseTopic::default().with_error_code(code.code()).with_name(name.map(|n: String| topic_name(&n)))
+            }));
+        }
+    }
+    let brokers = advertised_brokers(ctx);
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(&broker.cluster_id())))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_topics(topics)
+}
+
+type Missing = (ResponseError, Option<String>);
+
+async fn lookup_or_create(broker: &Arc<Broker>, image: &mut Arc<MetadataImage>, name: &str, allow_create: bool) -> Result<MetadataResponseTopic, Missing> {
+    if let Some(t) = image.topic(name) {
+        return Ok(describe_topic(broker, t));
+    }
+    if validate_topic_name(name).is_err() {
+        return Err((ResponseError::InvalidTopicException, Some(name.to_string())));
+    }
+    if !allow_create {
+        return Err((ResponseError::UnknownTopicOrPartition, Some(name.to_string())));
+    }
+    let new = NewTopic { name: name.to_string(), num_partitions: -1, replication_factor: -1, assignments: Vec::new(), configs: Default::default() };
+    match create_topic(broker, &new, false, AUTO_CREATE_WAIT).await {
+        Ok(_) => {}
+        // Created by someone else meanwhile: describe theirs.
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => {}
+        Err(e) => {
+            tracing::warn!(topic = name, "auto-create failed: {e}");
+            return Err((ResponseError::UnknownTopicOrPartition, Some(name.to_string())));
+        }
+    }
+    *image = broker.metadata.image();
+    image.topic(name).map(|t| describe_topic(broker, t)).ok_or((ResponseError::UnknownTopicOrPartition, Some(name.to_string())))
+}
+
+/// This broker, as advertised on the listener the request came in on.
+pub fn advertised_brokers(ctx: &RequestContext) -> Vec<MetadataResponseBroker> {
+    let b = &ctx.broker;
+    match b.advertised(&ctx.listener) {
+        Some(l) => vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.config.node_id))
+                .with_host(str_bytes(&l.host))
+                .with_port(i32::from(l.port))
+                .with_rack(b.config.broker_rack.as_deref().map(str_bytes)),
+        ],
+        None => Vec::new(),
+    }
+}
+
+fn describe_topic(broker: &Broker, t: &TopicImage) -> MetadataResponseTopic {
+    let partitions = t
+        .replicas
+        .iter()
+        .enumerate()
+        .map(|(i, replicas)| {
+            let replicas: Vec<BrokerId> = replicas.iter().map(|r| BrokerId(*r)).collect();
+            let base = MetadataResponsePartition::default().with_partition_index(i as i32).with_replica_nodes(replicas.clone());
+            match broker.partitions.get(&t.name, i as i32).filter(|p| p.topic_id == t.id) {
+                Some(p) if p.leader_id().is_some() => base
+                    .with_leader_id(BrokerId(p.leader_id().unwrap_or(-1)))
+                    .with_leader_epoch(p.leader_epoch())
+                    .with_isr_nodes(p.voters().into_iter().map(BrokerId).collect()),
+                _ => base.with_error_code(ResponseError::LeaderNotAvailable.code()).with_leader_id(BrokerId(-1)),
+            }
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_topic_id(uuid(t.id))
+        .with_is_internal(t.is_internal())
+        .with_partitions(partitions)
+}

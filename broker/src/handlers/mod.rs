@@ -1,0 +1,152 @@
+//! One module per Kafka API key, each declaring the versions it serves; the
+//! registry below is what ApiVersions advertises and what dispatch accepts,
+//! so the two can never drift apart.
+//!
+//! A handler is `async fn handle(ctx, request) -> response`. Dispatch runs
+//! handlers one request at a time per connection, in arrival order; a
+//! handler whose answer waits (produce waiting for acks, fetch long-polling)
+//! returns a [`Pending`] future instead, which the connection awaits in
+//! order while it reads and starts the next request.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_topic_partitions;
+pub mod fetch;
+pub mod fetch_session;
+pub mod incremental_alter_configs;
+pub mod alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+pub mod util;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
+
+use crate::Broker;
+use crate::protocol::frame::{FrameError, Request, decode_body, encode_response};
+
+/// What a request needs to know about where it came from.
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    /// The listener the request arrived on (Metadata answers with its advertised endpoints).
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: String,
+}
+
+/// What the connection does after a request.
+pub enum Reply {
+    /// Write this frame (chunks in order, size prefix included).
+    Frame(Vec<Bytes>),
+    /// acks=0 produce: nothing is written.
+    Nothing,
+    /// Close the connection (Kafka closes it for these; acks=0 with an error).
+    Close(String),
+}
+
+/// A reply that may still be waiting (acks, long poll).
+pub type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+pub fn ready(reply: Reply) -> Pending {
+    Box::pin(std::future::ready(reply))
+}
+
+/// One served API.
+pub struct Api {
+    pub key: ApiKey,
+    pub versions: RangeInclusive<i16>,
+}
+
+/// Every API this broker serves, with its versions.
+pub const APIS: &[Api] = &[
+    Api { key: ApiKey::Produce, versions: produce::VERSIONS },
+    Api { key: ApiKey::Fetch, versions: fetch::VERSIONS },
+    Api { key: ApiKey::ListOffsets, versions: list_offsets::VERSIONS },
+    Api { key: ApiKey::Metadata, versions: metadata::VERSIONS },
+    Api { key: ApiKey::ApiVersions, versions: api_versions::VERSIONS },
+    Api { key: ApiKey::CreateTopics, versions: create_topics::VERSIONS },
+    Api { key: ApiKey::DeleteTopics, versions: delete_topics::VERSIONS },
+    Api { key: ApiKey::InitProducerId, versions: init_producer_id::VERSIONS },
+    Api { key: ApiKey::OffsetForLeaderEpoch, versions: offset_for_leader_epoch::VERSIONS },
+    Api { key: ApiKey::DescribeConfigs, versions: describe_configs::VERSIONS },
+    Api { key: ApiKey::AlterConfigs, versions: alter_configs::VERSIONS },
+    Api { key: ApiKey::CreatePartitions, versions: create_partitions::VERSIONS },
+    Api { key: ApiKey::IncrementalAlterConfigs, versions: incremental_alter_configs::VERSIONS },
+    Api { key: ApiKey::DescribeCluster, versions: describe_cluster::VERSIONS },
+    Api { key: ApiKey::DescribeTopicPartitions, versions: describe_topic_partitions::VERSIONS },
+];
+
+pub fn served(key: ApiKey) -> Option<&'static RangeInclusive<i16>> {
+    APIS.iter().find(|a| a.key == key).map(|a| &a.versions)
+}
+
+/// Encodes a response frame for the request in `ctx`.
+pub fn respond<R: Encodable + HeaderVersion>(ctx: &RequestContext, response: &R) -> Reply {
+    match encode_response(ctx.correlation_id, ctx.api_version, response) {
+        Ok(frame) => Reply::Frame(vec![frame]),
+        Err(e) => Reply::Close(e.to_string()),
+    }
+}
+
+/// Decodes and runs one request. Errors close the connection, as Kafka
+/// closes it for an unknown key, a version it does not serve, or a body
+/// that does not parse.
+pub async fn dispatch(ctx: RequestContext, request: Request) -> Result<Pending, FrameError> {
+    let Request { api_key, header, body } = request;
+    let version = header.request_api_version;
+    let in_range = served(api_key).is_some_and(|v| v.contains(&version));
+    if api_key == ApiKey::ApiVersions {
+        // Any version passes the gate (KIP-511): too new gets a v0 error reply.
+        return Ok(ready(api_versions::dispatch(&ctx, version, body)));
+    }
+    if !in_range {
+        return Err(FrameError::BadBody { api: api_key, version, detail: "unsupported version".into() });
+    }
+    let ctx = Arc::new(ctx);
+    macro_rules! simple {
+        ($module:ident, $request:ty) => {{
+            let req: $request = decode_body(api_key, version, body)?;
+            let resp = $module::handle(&ctx, req).await;
+            Ok(ready(respond(&ctx, &resp)))
+        }};
+    }
+    match api_key {
+        ApiKey::Produce => {
+            let req: ProduceRequest = decode_body(api_key, version, body)?;
+            Ok(produce::handle(ctx, req).await)
+        }
+        ApiKey::Fetch => {
+            let req: FetchRequest = decode_body(api_key, version, body)?;
+            Ok(fetch::handle(ctx, req).await)
+        }
+        ApiKey::ListOffsets => simple!(list_offsets, ListOffsetsRequest),
+        ApiKey::Metadata => simple!(metadata, MetadataRequest),
+        ApiKey::CreateTopics => simple!(create_topics, CreateTopicsRequest),
+        ApiKey::DeleteTopics => simple!(delete_topics, DeleteTopicsRequest),
+        ApiKey::InitProducerId => simple!(init_producer_id, InitProducerIdRequest),
+        ApiKey::OffsetForLeaderEpoch => simple!(offset_for_leader_epoch, OffsetForLeaderEpochRequest),
+        ApiKey::DescribeConfigs => simple!(describe_configs, DescribeConfigsRequest),
+        ApiKey::AlterConfigs => simple!(alter_configs, AlterConfigsRequest),
+        ApiKey::CreatePartitions => simple!(create_partitions, CreatePartitionsRequest),
+        ApiKey::IncrementalAlterConfigs => simple!(incremental_alter_configs, IncrementalAlterConfigsRequest),
+        ApiKey::DescribeCluster => simple!(describe_cluster, DescribeClusterRequest),
+        ApiKey::DescribeTopicPartitions => simple!(describe_topic_partitions, DescribeTopicPartitionsRequest),
+        other => Err(FrameError::BadBody { api: other, version, detail: "not served".into() }),
+    }
+}

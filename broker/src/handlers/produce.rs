@@ -1,0 +1,135 @@
+//! Produce (key 0): each partition's batch is validated and proposed in
+//! request order before the next request is read (so an idempotent
+//! producer's pipelined requests keep their order); the answer waits for
+//! acks in the returned future.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::util::{str_bytes, topic_id};
+use super::{Pending, Reply, RequestContext, ready, respond};
+use crate::partition::append::{Acks, AppendWait, error_code};
+use crate::partition::{AppendError, Partition};
+use crate::protocol::records::split_batches;
+
+pub const VERSIONS: RangeInclusive<i16> = 3..=12;
+
+/// Kafka's `AdminUtils.ADMIN_CLIENT_ID`: the only client allowed to write internal topics.
+const ADMIN_CLIENT_ID: &str = "__admin_client";
+const ZSTD: i16 = 4;
+
+/// One partition of the request: an answer now, or one to wait for.
+enum Slot {
+    Done(Result<i64, (ResponseError, Option<String>)>),
+    Waiting(Arc<Partition>, AppendWait),
+}
+
+pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
+    let Some(acks) = Acks::from_wire(req.acks) else {
+        return ready(respond(&ctx, &all_failed(&req, ResponseError::InvalidRequiredAcks)));
+    };
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let image = ctx.broker.metadata.image();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for t in req.topic_data {
+        let topic = if ctx.api_version >= 13 { image.topic_by_id(&topic_id(&t.topic_id)).cloned() } else { image.topic(&t.name.0).cloned() };
+        let mut slots = Vec::with_capacity(t.partition_data.len());
+        for p in t.partition_data {
+            let slot = match &topic {
+                None => Slot::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
+                Some(ti) if ti.is_internal() && ctx.client_id != ADMIN_CLIENT_ID => Slot::Done(Err((
+                    ResponseError::InvalidTopicException,
+                    Some(format!("Cannot append to internal topic {}", ti.name)),
+                ))),
+                Some(ti) => match ctx.broker.partitions.get(&ti.name, p.index).filter(|x| x.topic_id == ti.id) {
+                    None => Slot::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
+                    Some(partition) => propose(&ctx, &partition, p.records, acks, timeout).await,
+                },
+            };
+            slots.push((p.index, slot));
+        }
+        topics.push((t.name, t.topic_id, slots));
+    }
+    Box::pin(async move {
+        let mut any_error = false;
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, id, slots) in topics {
+            let parts = join_all(slots.into_iter().map(|(index, slot)| async move {
+                let (result, log_start) = match slot {
+                    Slot::Done(r) => (r.map(|o| (o, -1)), -1),
+                    Slot::Waiting(p, wait) => {
+                        let r = wait.await.map(|a| (a.base_offset, a.log_append_time_ms)).map_err(|e| failure(&e));
+                        (r, p.log_start_offset())
+                    }
+                };
+                let base = PartitionProduceResponse::default().with_index(index).with_log_start_offset(log_start);
+                match result {
+                    Ok((offset, append_time)) => base.with_base_offset(offset).with_log_append_time_ms(append_time),
+                    Err((code, message)) => {
+                        base.with_error_code(code.code()).with_base_offset(-1).with_log_append_time_ms(-1).with_error_message(message.map(|m| str_bytes(&m)))
+                    }
+                }
+            }))
+            .await;
+            any_error |= parts.iter().any(|p| p.error_code != 0);
+            responses.push(TopicProduceResponse::default().with_name(name).with_topic_id(id).with_partition_responses(parts));
+        }
+        match acks {
+            // No answer for acks=0; Kafka closes the connection if anything failed.
+            Acks::None if any_error => Reply::Close("acks=0 produce failed".into()),
+            Acks::None => Reply::Nothing,
+            _ => respond(&ctx, &ProduceResponse::default().with_responses(responses)),
+        }
+    })
+}
+
+/// Checks the records of one partition and proposes the batch.
+async fn propose(ctx: &RequestContext, partition: &Arc<Partition>, records: Option<bytes::Bytes>, acks: Acks, timeout: Duration) -> Slot {
+    let records = records.unwrap_or_default();
+    let batches = match split_batches(&records) {
+        Ok(b) => b,
+        Err(at) => return Slot::Done(Err((ResponseError::CorruptMessage, Some(format!("malformed record batch at byte {at}"))))),
+    };
+    // ProduceRequest.validateRecords: exactly one v2 batch per partition.
+    let [(header, batch)] = batches.as_slice() else {
+        return Slot::Done(Err((ResponseError::InvalidRecord, Some(format!("expected exactly one record batch, got {}", batches.len())))));
+    };
+    if header.compression_codec() == ZSTD && ctx.api_version < 7 {
+        return Slot::Done(Err((ResponseError::UnsupportedCompressionType, None)));
+    }
+    match partition.append(batch.clone(), acks, timeout).await {
+        Ok(wait) => Slot::Waiting(Arc::clone(partition), wait),
+        Err(e) => Slot::Done(Err(failure(&e))),
+    }
+}
+
+fn failure(e: &AppendError) -> (ResponseError, Option<String>) {
+    let code = ResponseError::try_from_code(error_code(e)).unwrap_or(ResponseError::UnknownServerError);
+    let message = match e {
+        AppendError::NotLeader | AppendError::Timeout => None,
+        other => Some(other.to_string()),
+    };
+    (code, message)
+}
+
+fn all_failed(req: &ProduceRequest, code: ResponseError) -> ProduceResponse {
+    let responses = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            let parts = t
+                .partition_data
+                .iter()
+                .map(|p| PartitionProduceResponse::default().with_index(p.index).with_error_code(code.code()).with_base_offset(-1))
+                .collect();
+            TopicProduceResponse::default().with_name(t.name.clone()).with_topic_id(t.topic_id).with_partition_responses(parts)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}

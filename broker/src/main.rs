@@ -1,0 +1,104 @@
+//! `fjord`: the broker binary.
+//!
+//! `fjord start [--config server.properties] [--override key=value]...`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fjord_broker::config::BrokerConfig;
+use fjord_broker::{Broker, server};
+
+#[derive(Parser)]
+#[command(name = "fjord", version, about = "A Kafka-compatible streaming broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a broker. With no config: one node on 127.0.0.1:9092, data in ./data.
+    Start {
+        /// A Kafka-style server.properties file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Set one config key, over the file (repeatable): --override log.dirs=/tmp/d
+        #[arg(long = "override", value_name = "KEY=VALUE", value_parser = parse_override)]
+        overrides: Vec<(String, String)>,
+    },
+}
+
+fn parse_override(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Start { config, overrides } = cli.command;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let (config, warnings) = match BrokerConfig::load(config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fjord: config error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("fjord").build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fjord: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: BrokerConfig) -> ExitCode {
+    // Listeners first: a port in use is reported before any data is touched.
+    let bound = match server::bind(&config).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("fjord: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let broker = match Broker::start(config).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("fjord: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listening: Vec<String> = bound.iter().map(|b| format!("{}://{}", b.name, server::local_addr(b).map_or("?".into(), |a| a.to_string()))).collect();
+    let dirs: Vec<String> = broker.config.log_dirs.iter().map(|d| d.display().to_string()).collect();
+    tracing::info!(node = broker.config.node_id, cluster = %broker.cluster_id(), "fjord started: listening on {}, data in {}", listening.join(", "), dirs.join(","));
+    for b in bound {
+        tokio::spawn(server::serve(std::sync::Arc::clone(&broker), b));
+    }
+    let every = std::time::Duration::from_millis(broker.config.log.retention_check_interval_ms.max(1) as u64);
+    tokio::spawn(fjord_broker::maintenance::run(std::sync::Arc::clone(&broker), every));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    broker.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,217 @@
+//! The produce path of one partition: validate, check producer sequences,
+//! propose to raft, and wait as the request's acks ask.
+//!
+//! acks=all answers when raft has committed and applied the batch (the high
+//! watermark covers it); acks=1 when the leader's log has it on disk (the
+//! log store's receipt, see fjord-raft `receipt.rs`); acks=0 never waits.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fjord_raft::producer_state::{Outcome, ProducerBatch};
+use fjord_raft::{AppendReceipt, KafkaBatch, TypeConfig};
+use openraft::errors::ClientWriteError;
+use openraft::impls::ProgressResponder;
+use tokio::sync::watch;
+
+use super::Partition;
+use super::sequencer::{BatchOutcome, Verdict};
+use crate::config::TimestampType;
+use crate::metadata::store::now_ms;
+
+/// Kafka's `acks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    None,
+    Leader,
+    All,
+}
+
+impl Acks {
+    pub fn from_wire(acks: i16) -> Option<Self> {
+        match acks {
+            0 => Some(Self::None),
+            1 => Some(Self::Leader),
+            -1 => Some(Self::All),
+            _ => None,
+        }
+    }
+}
+
+/// Where an acknowledged batch went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    /// The broker's time for LogAppendTime topics, else -1.
+    pub log_append_time_ms: i64,
+}
+
+/// Why a batch was not appended; mapped to Kafka error codes by the produce handler.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    #[error("this broker does not lead the partition")]
+    NotLeader,
+    #[error("corrupt batch: {0}")]
+    Corrupt(String),
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: i32 },
+    #[error("batch of {size} bytes exceeds segment.bytes {segment_bytes}")]
+    RecordListTooLarge { size: usize, segment_bytes: i32 },
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    #[error("timed out waiting for replication")]
+    Timeout,
+    #[error("append failed: {0}")]
+    Failed(String),
+    /// A batch of the same producer ahead of this one failed with this code.
+    #[error("an earlier batch of the producer failed with error {0}")]
+    Earlier(i16),
+}
+
+/// What a produce request waits on after its batch is proposed.
+pub type AppendWait = Pin<Box<dyn Future<Output = Result<Appended, AppendError>> + Send>>;
+
+fn ready(r: Result<Appended, AppendError>) -> AppendWait {
+    Box::pin(std::future::ready(r))
+}
+
+
+fn write_outcome(r: Result<openraft::raft::ClientWriteResult<TypeConfig>, tokio::sync::oneshot::error::RecvError>) -> Result<i64, AppendError> {
+    match r {
+        Ok(Ok(resp)) => Ok(resp.response().base_offset),
+        Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(AppendError::NotLeader),
+        Ok(Err(e)) => Err(AppendError::Failed(e.to_string())),
+        Err(_) => Err(AppendError::NotLeader),
+    }
+}
+
+impl Partition {
+    /// Validates `bytes` (one batch), checks its producer sequence and
+    /// proposes it. Batches of one partition are proposed in the order of
+    /// the calls. The returned future resolves as `acks` asks.
+    pub async fn append(self: &Arc<Self>, bytes: Bytes, acks: Acks, timeout: Duration) -> Result<AppendWait, AppendError> {
+        let config = self.config();
+        let now = now_ms();
+        let (_, bytes) = super::validate::validate(bytes, &config, now)?;
+        let log_append_time_ms = if config.message_timestamp_type == TimestampType::LogAppendTime { now } else { -1 };
+        let producer = ProducerBatch::parse(&bytes).map_err(|e| AppendError::Corrupt(e.to_string()))?;
+        if !self.is_leader() {
+            return Err(AppendError::NotLeader);
+        }
+        let mut sequencer = self.sequencer.lock().await;
+        let tracked = match producer {
+            None => None,
+            Some(p) => {
+                let verdict = sequencer.check(&p, &self.group.producer_states().read().expect("producer states"));
+                match verdict {
+                    Verdict::Propose { token, outcome } => Some((p.producer_id, token, outcome)),
+                    Verdict::Wait(rx) => return Ok(wait_for_original(rx, log_append_time_ms)),
+                    Verdict::Applied(Outcome::Duplicate(meta)) => {
+                        let ts = if log_append_time_ms >= 0 { meta.timestamp_ms } else { -1 };
+                        return Ok(ready(Ok(Appended { base_offset: meta.first_offset, log_append_time_ms: ts })));
+                    }
+                    Verdict::Applied(Outcome::InvalidProducerEpoch { epoch, stored_epoch }) => {
+                        return Err(AppendError::InvalidProducerEpoch(format!("epoch {epoch} is older than {stored_epoch}")));
+                    }
+                    Verdict::Applied(Outcome::OutOfOrderSequence { epoch, first_seq, stored_epoch, stored_last_seq }) => {
+                        return Err(AppendError::OutOfOrderSequence(format!(
+                            "sequence {first_seq} (epoch {epoch}) does not follow {stored_last_seq} (epoch {stored_epoch})"
+                        )));
+                    }
+                    Verdict::Applied(Outcome::Accept) => unreachable!("an accepted batch is proposed"),
+                }
+            }
+        };
+        let receipt = (acks == Acks::Leader).then(AppendReceipt::new);
+        let mut batch = KafkaBatch::new(bytes).map_err(|e| AppendError::Corrupt(e.to_string()))?;
+        if let Some(r) = &receipt {
+            batch = batch.with_receipt(Arc::clone(r));
+        }
+        let (responder, rx) = ProgressResponder::complete_only();
+        let submitted = self.group.raft().client_write_ff(batch, Some(responder)).await;
+        if let Err(e) = submitted {
+            if let Some((pid, token, outcome)) = tracked {
+                outcome.send_replace(Some(Err(kafka_protocol::ResponseError::NotLeaderOrFollower.code())));
+                sequencer.finish(pid, token);
+            }
+            return Err(AppendError::Failed(e.to_string()));
+        }
+        drop(sequencer);
+        let done: Pin<Box<dyn Future<Output = Result<i64, AppendError>> + Send>> = match tracked {
+            None => Box::pin(async move { write_outcome(rx.await) }),
+            Some((pid, token, outcome)) => {
+                let me = Arc::clone(self);
+                let mut watch_rx = outcome.subscribe();
+                tokio::spawn(async move {
+                    let r = write_outcome(rx.await);
+                    outcome.send_replace(Some(r.clone().map_err(|e| error_code(&e))));
+                    me.sequencer.lock().await.finish(pid, token);
+                });
+                Box::pin(async move {
+                    let r = watch_rx.wait_for(Option::is_some).await.map_err(|_| AppendError::NotLeader)?;
+                    r.expect("waited for Some").map_err(AppendError::Earlier)
+                })
+            }
+        };
+        Ok(match acks {
+            Acks::None => {
+                tokio::spawn(done);
+                ready(Ok(Appended { base_offset: -1, log_append_time_ms }))
+            }
+            Acks::All => Box::pin(async move {
+                let base_offset = tokio::time::timeout(timeout, done).await.map_err(|_| AppendError::Timeout)??;
+                Ok(Appended { base_offset, log_append_time_ms })
+            }),
+            Acks::Leader => {
+                let receipt = receipt.expect("acks=1 carries a receipt");
+                Box::pin(async move {
+                    let on_disk = async { receipt.durable().await.map(|a| a.base_offset).map_err(|_| AppendError::NotLeader) };
+                    let waited = tokio::time::timeout(timeout, async {
+                        tokio::select! {
+                            r = on_disk => r,
+                            // Fails first if the batch never reaches the log (leadership lost).
+                            r = done => r,
+                        }
+                    });
+                    let base_offset = waited.await.map_err(|_| AppendError::Timeout)??;
+                    Ok(Appended { base_offset, log_append_time_ms })
+                })
+            }
+        })
+    }
+}
+
+fn wait_for_original(mut rx: watch::Receiver<BatchOutcome>, log_append_time_ms: i64) -> AppendWait {
+    Box::pin(async move {
+        let r = rx.wait_for(Option::is_some).await.map_err(|_| AppendError::NotLeader)?;
+        let base_offset = r.expect("waited for Some").map_err(AppendError::Earlier)?;
+        Ok(Appended { base_offset, log_append_time_ms })
+    })
+}
+
+/// The Kafka error code for an append error (the produce handler's mapping).
+pub fn error_code(e: &AppendError) -> i16 {
+    use kafka_protocol::ResponseError as E;
+    match e {
+        AppendError::NotLeader => E::NotLeaderOrFollower.code(),
+        AppendError::Corrupt(_) => E::CorruptMessage.code(),
+        AppendError::InvalidRecord(_) => E::InvalidRecord.code(),
+        AppendError::MessageTooLarge { .. } => E::MessageTooLarge.code(),
+        AppendError::RecordListTooLarge { .. } => E::RecordListTooLarge.code(),
+        AppendError::InvalidTimestamp(_) => E::InvalidTimestamp.code(),
+        AppendError::OutOfOrderSequence(_) => E::OutOfOrderSequenceNumber.code(),
+        AppendError::InvalidProducerEpoch(_) => E::InvalidProducerEpoch.code(),
+        AppendError::Timeout => E::RequestTimedOut.code(),
+        AppendError::Failed(_) => E::KafkaStorageError.code(),
+        AppendError::Earlier(code) => *code,
+    }
+}

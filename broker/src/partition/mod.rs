@@ -1,0 +1,119 @@
+//! Partitions: each one a raft group over a fjord-storage log, named
+//! `<topic>-<partition>` under `log.dirs` as Kafka names it.
+//!
+//! - [`manager`]: the partitions this broker hosts, reconciled with the metadata image.
+//! - [`append`]: the produce path: validation, idempotence, proposal, acks.
+//! - [`validate`]: Kafka's checks on a client batch, before anything is written.
+//! - [`sequencer`]: producer sequences of batches proposed but not yet applied.
+
+pub mod append;
+pub mod epochs;
+pub mod manager;
+pub mod sequencer;
+pub mod validate;
+
+use std::sync::{Arc, RwLock};
+
+use fjord_raft::TypeConfig;
+use fjord_raft::registry::Group;
+use fjord_storage::{ReadResult, StorageError};
+use openraft::async_runtime::watch::WatchReceiver;
+use tokio::sync::watch;
+
+pub use append::{AppendError, Appended};
+pub use manager::PartitionManager;
+
+use crate::config::TopicConfig;
+use crate::metadata::TopicId;
+
+/// One hosted partition replica. Owned by the [`PartitionManager`]; handlers
+/// hold an `Arc` for the length of a request.
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: TopicId,
+    pub index: i32,
+    node_id: u64,
+    group: Arc<Group>,
+    config: RwLock<Arc<TopicConfig>>,
+    /// Serialises the check-and-propose step of produce, so batches reach
+    /// raft in the order their sequences were checked.
+    sequencer: tokio::sync::Mutex<sequencer::Sequencer>,
+}
+
+impl Partition {
+    pub(crate) fn new(topic: String, topic_id: TopicId, index: i32, node_id: u64, group: Arc<Group>, config: TopicConfig) -> Self {
+        Self {
+            topic,
+            topic_id,
+            index,
+            node_id,
+            group,
+            config: RwLock::new(Arc::new(config)),
+            sequencer: tokio::sync::Mutex::new(sequencer::Sequencer::default()),
+        }
+    }
+
+    pub fn group(&self) -> &Arc<Group> {
+        &self.group
+    }
+
+    pub fn config(&self) -> Arc<TopicConfig> {
+        Arc::clone(&self.config.read().expect("config lock"))
+    }
+
+    pub(crate) fn set_config(&self, config: TopicConfig) {
+        if let Err(e) = self.group.set_log_config(config.log_config()) {
+            tracing::warn!(topic = %self.topic, partition = self.index, "log config not applied: {e}");
+        }
+        *self.config.write().expect("config lock") = Arc::new(config);
+    }
+
+    fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
+        self.group.raft().metrics().borrow_watched().clone()
+    }
+
+    /// Whether this replica leads the partition now.
+    pub fn is_leader(&self) -> bool {
+        self.metrics().current_leader == Some(self.node_id)
+    }
+
+    /// The current leader's broker id, if one is known.
+    pub fn leader_id(&self) -> Option<i32> {
+        self.metrics().current_leader.map(|l| l as i32)
+    }
+
+    /// Kafka's leader epoch: the raft term, which every batch written in it
+    /// carries as its partitionLeaderEpoch.
+    pub fn leader_epoch(&self) -> i32 {
+        i32::try_from(self.metrics().current_term).unwrap_or(i32::MAX)
+    }
+
+    /// Replica ids of the group's voters (the ISR: raft commits on a quorum of them).
+    pub fn voters(&self) -> Vec<i32> {
+        self.metrics().membership_config.membership().voter_ids().map(|v| v as i32).collect()
+    }
+
+    /// The offset after the last committed record.
+    pub fn high_watermark(&self) -> i64 {
+        *self.group.high_watermark().borrow()
+    }
+
+    /// Wakes when the high watermark moves.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
+        self.group.high_watermark()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.group.with_log(|l| l.log_start_offset())
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.group.with_log(|l| l.log_end_offset())
+    }
+
+    /// Batches from the one holding `offset`, up to `max_bytes` (the first
+    /// batch whole, KIP-74), never past `upto`; slices point into the maps.
+    pub fn read(&self, offset: i64, max_bytes: usize, upto: i64) -> Result<ReadResult, StorageError> {
+        self.group.with_log(|l| l.read(offset, max_bytes, upto))
+    }
+}
