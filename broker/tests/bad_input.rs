@@ -1,0 +1,152 @@
+//! Bad input over a real socket: each malformed frame closes its own
+//! connection, each bad batch gets its Kafka error code, the broker stays
+//! up, other connections carry on, and no log changes (the next good batch
+//! lands at the offset right after the last good one).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use support::Broker;
+
+fn connect(b: &Broker) -> TcpStream {
+    let s = TcpStream::connect(b.bootstrap()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+fn send_raw(s: &mut TcpStream, frame: &[u8]) {
+    s.write_all(frame).unwrap();
+}
+
+/// Whether the broker closed the connection (EOF or reset) rather than answering.
+fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1];
+    matches!(s.read(&mut buf), Ok(0) | Err(_))
+}
+
+fn request<Req: Encodable, Resp: Decodable>(s: &mut TcpStream, key: ApiKey, version: i16, req: &Req) -> Resp {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, key.request_header_version(version)).unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.put_slice(&body);
+    s.write_all(&frame).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).expect("a response");
+    let mut resp = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut resp).unwrap();
+    let mut resp = Bytes::from(resp);
+    let h = ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
+    assert_eq!(h.correlation_id, 7);
+    Resp::decode(&mut resp, version).unwrap()
+}
+
+fn produce(s: &mut TcpStream, topic: &str, records: Bytes) -> (i16, i64) {
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
+    ]);
+    let resp: ProduceResponse = request(s, ApiKey::Produce, 9, &req);
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn batch(values: &[&[u8]]) -> Bytes {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    Bytes::from(fjord_broker::protocol::records::build_batch(&values.iter().map(|v| v.to_vec()).collect::<Vec<_>>(), now))
+}
+
+fn create_topic(s: &mut TcpStream, name: &str) {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.into()))))]))
+        .with_allow_auto_topic_creation(true);
+    for _ in 0..50 {
+        let resp: MetadataResponse = request(s, ApiKey::Metadata, 12, &req);
+        let t = &resp.topics[0];
+        if t.error_code == 0 && t.partitions.first().is_some_and(|p| p.error_code == 0 && p.leader_id.0 >= 0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("topic {name} never came online");
+}
+
+#[test]
+fn malformed_frames_close_only_their_connection_and_bad_batches_get_their_error() {
+    let b = Broker::start_with(&[("message.max.bytes", "2000"), ("auto.create.topics.enable", "true")]);
+    let mut good = connect(&b);
+    create_topic(&mut good, "bad-input");
+    assert_eq!(produce(&mut good, "bad-input", batch(&[b"first"])), (0, 0));
+
+    // Frames that close their connection: a negative size, a size over
+    // socket.request.max.bytes, a header too short, an unknown API key, a
+    // body that does not decode.
+    let mut garbage_body = BytesMut::new();
+    garbage_body.put_i16(0); // Produce
+    garbage_body.put_i16(9);
+    garbage_body.put_i32(1);
+    garbage_body.put_slice(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    let frames: Vec<Vec<u8>> = vec![
+        (-5i32).to_be_bytes().to_vec(),
+        (200_000_000i32).to_be_bytes().to_vec(),
+        [&3i32.to_be_bytes()[..], &[0, 3, 0]].concat(),
+        [&8i32.to_be_bytes()[..], &999i16.to_be_bytes(), &0i16.to_be_bytes(), &1i32.to_be_bytes()].concat(),
+        [&(garbage_body.len() as i32).to_be_bytes()[..], &garbage_body].concat(),
+    ];
+    for (i, f) in frames.iter().enumerate() {
+        let mut s = connect(&b);
+        send_raw(&mut s, f);
+        assert!(closed(&mut s), "frame {i} should close its connection\n{}", b.log_tail(20));
+    }
+
+    // Bad batches on a healthy connection: each its own error code.
+    let mut bad_crc = batch(&[b"x"]).to_vec();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0xff;
+    assert_eq!(produce(&mut good, "bad-input", Bytes::from(bad_crc)).0, 2, "CORRUPT_MESSAGE");
+    assert_eq!(produce(&mut good, "bad-input", Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])).0, 2, "CORRUPT_MESSAGE for garbage");
+    assert_eq!(produce(&mut good, "no-such-topic-xyz", batch(&[b"x"])).0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    let big = vec![7u8; 5000];
+    assert_eq!(produce(&mut good, "bad-input", batch(&[&big])).0, 10, "MESSAGE_TOO_LARGE");
+    let mut two = batch(&[b"a"]).to_vec();
+    two.extend_from_slice(&batch(&[b"b"]));
+    assert_eq!(produce(&mut good, "bad-input", Bytes::from(two)).0, 87, "INVALID_RECORD for two batches");
+
+    // ApiVersions from the future: KIP-511's v0 error reply listing our range.
+    let mut s = connect(&b);
+    let mut f = BytesMut::new();
+    f.put_i32(11);
+    f.put_i16(ApiKey::ApiVersions as i16);
+    f.put_i16(99);
+    f.put_i32(11);
+    f.put_i16(-1);
+    f.put_u8(0); // header v2's empty tagged fields
+    send_raw(&mut s, &f);
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut resp = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut resp).unwrap();
+    let mut resp = Bytes::from(resp);
+    assert_eq!(resp.get_i32(), 11);
+    let v: ApiVersionsResponse = ApiVersionsResponse::decode(&mut resp, 0).unwrap();
+    assert_eq!(v.error_code, 35);
+    assert!(v.api_keys.iter().any(|k| k.api_key == ApiKey::ApiVersions as i16 && k.max_version >= 3));
+
+    // Nothing above reached the log; the broker still serves the old connection.
+    assert_eq!(produce(&mut good, "bad-input", batch(&[b"second", b"third"])), (0, 1));
+    assert_eq!(produce(&mut good, "bad-input", batch(&[b"fourth"])), (0, 3));
+}
