@@ -1,0 +1,47 @@
+//! AlterConfigs (key 33), the legacy API: each resource's given configs
+//! replace its whole explicit set. [`crate::admin::configs`] does the work.
+
+use std::ops::RangeInclusive;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+
+use super::RequestContext;
+use super::util::str_bytes;
+use crate::admin::configs::{AlterOp, AlterResource, Mode, alter_configs};
+
+pub const VERSIONS: RangeInclusive<i16> = 0..=2;
+
+/// The op id of SET: a legacy entry sets its key.
+const SET: i8 = 0;
+
+pub async fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let resources: Vec<AlterResource> = req
+        .resources
+        .iter()
+        .map(|r| AlterResource {
+            resource_type: r.resource_type,
+            name: r.resource_name.to_string(),
+            ops: r
+                .configs
+                .iter()
+                .map(|c| AlterOp { name: c.name.to_string(), op: SET, value: c.value.as_ref().map(|v| v.to_string()) })
+                .collect(),
+        })
+        .collect();
+    let outcomes = alter_configs(&ctx.broker, &resources, Mode::Legacy, req.validate_only).await;
+    let responses = req
+        .resources
+        .iter()
+        .zip(outcomes)
+        .map(|(r, outcome)| {
+            let base =
+                AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+            match outcome {
+                Ok(()) => base.with_error_message(None),
+                Err(e) => base.with_error_code(e.code.code()).with_error_message(Some(str_bytes(&e.message))),
+            }
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}

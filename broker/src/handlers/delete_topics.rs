@@ -1,0 +1,62 @@
+//! DeleteTopics (key 20): by name, or at v6 by topic id. The checks and the
+//! write are [`crate::admin::delete`]'s; this maps them to the response.
+//! Internal topics are not protected: Kafka's KRaft controller deletes them
+//! too, given DELETE on the topic.
+
+use std::ops::RangeInclusive;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+
+use super::RequestContext;
+use super::util::{str_bytes, topic_id, topic_name, uuid};
+use crate::admin::delete::{Outcome, Requested, delete_topics};
+
+pub const VERSIONS: RangeInclusive<i16> = 1..=6;
+
+pub async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let requested = requested(&req);
+    if !ctx.broker.config.delete_topic_enable {
+        // ControllerApis throws, so every topic gets the bare error code.
+        let code = if ctx.api_version < 3 { ResponseError::InvalidRequest } else { ResponseError::TopicDeletionDisabled };
+        return every_topic(&requested, code);
+    }
+    match delete_topics(&ctx.broker, &requested).await {
+        Ok(outcomes) => DeleteTopicsResponse::default().with_responses(outcomes.iter().map(result).collect()),
+        Err(e) => {
+            tracing::warn!("DeleteTopics failed: {e}");
+            every_topic(&requested, e.code)
+        }
+    }
+}
+
+/// The topics as Kafka's `DeleteTopicsRequest.topics()` lists them: v1-5
+/// carry names only, v6 carries (name, id) pairs.
+fn requested(req: &DeleteTopicsRequest) -> Vec<Requested> {
+    let names = req.topic_names.iter().map(|n| Requested { name: Some(n.0.to_string()), id: Default::default() });
+    let states = req.topics.iter().map(|t| Requested { name: t.name.as_ref().map(|n| n.0.to_string()), id: topic_id(&t.topic_id) });
+    names.chain(states).collect()
+}
+
+fn result(o: &Outcome) -> DeletableTopicResult {
+    let base = DeletableTopicResult::default().with_name(o.name.as_deref().map(topic_name)).with_topic_id(uuid(o.id));
+    match &o.result {
+        Ok(()) => base,
+        Err(e) => base.with_error_code(e.code.code()).with_error_message(Some(str_bytes(&e.message))),
+    }
+}
+
+/// Kafka's `getErrorResponse`: each requested topic with `code`, no message.
+fn every_topic(requested: &[Requested], code: ResponseError) -> DeleteTopicsResponse {
+    let responses = requested
+        .iter()
+        .map(|r| {
+            DeletableTopicResult::default()
+                .with_name(r.name.as_deref().map(topic_name))
+                .with_topic_id(uuid(r.id))
+                .with_error_code(code.code())
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}

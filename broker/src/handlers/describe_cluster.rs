@@ -1,0 +1,94 @@
+//! DescribeCluster (key 60): the brokers on the request's listener, the
+//! cluster id and a controller id, as Kafka's `KafkaApis.handleDescribeCluster`
+//! and `AuthHelper.computeDescribeClusterResponse` answer them. Admin uses it
+//! for `describeCluster()` (kafka-topics, kafka-configs, kafka-features).
+
+use std::ops::RangeInclusive;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::RequestContext;
+use super::metadata::advertised_brokers;
+use super::util::str_bytes;
+
+/// Kafka 4.0 serves 0-2 (v1: endpoint_type, KIP-919; v2: include_fenced_brokers, KIP-1073).
+pub const VERSIONS: RangeInclusive<i16> = 0..=2;
+
+/// `EndpointType`: this is a broker endpoint; 2 would be a controller's.
+const ENDPOINT_BROKER: i8 = 1;
+const ENDPOINT_CONTROLLER: i8 = 2;
+
+/// What Kafka reports for `include_cluster_authorized_operations` without an
+/// authorizer: every operation `AclEntry.supportedOperations(CLUSTER)` lists
+/// (CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
+/// ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12) as a bitfield. Fjord has no ACLs.
+pub(crate) const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
+
+/// The schema's default: operations were not asked for.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+pub async fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> DescribeClusterResponse {
+    if let Some(refusal) = check_endpoint_type(ctx.api_version, req.endpoint_type) {
+        return refusal;
+    }
+    let broker = &ctx.broker;
+    // Fjord has no fenced brokers yet, so include_fenced_brokers (v2) changes nothing.
+    let brokers = advertised_brokers(ctx)
+        .into_iter()
+        .map(|b| DescribeClusterBroker::default().with_broker_id(b.node_id).with_host(b.host).with_port(b.port).with_rack(b.rack))
+        .collect();
+    let operations = if req.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { OPERATIONS_NOT_REQUESTED };
+    DescribeClusterResponse::default()
+        .with_endpoint_type(ENDPOINT_BROKER)
+        .with_cluster_id(str_bytes(&broker.cluster_id()))
+        // Kafka answers a random alive broker, not the KRaft controller; here that is this node.
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_brokers(brokers)
+        .with_cluster_authorized_operations(operations)
+}
+
+/// Kafka refuses a request meant for another kind of endpoint: INVALID_REQUEST
+/// at v0, UNSUPPORTED_ENDPOINT_TYPE / MISMATCHED_ENDPOINT_TYPE from v1.
+fn check_endpoint_type(version: i16, endpoint_type: i8) -> Option<DescribeClusterResponse> {
+    let (code, message) = match endpoint_type {
+        ENDPOINT_BROKER => return None,
+        ENDPOINT_CONTROLLER => (
+            ResponseError::MismatchedEndpointType,
+            "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_string(),
+        ),
+        other => (ResponseError::UnsupportedEndpointType, format!("Unsupported endpoint type {other}")),
+    };
+    let code = if version == 0 { ResponseError::InvalidRequest } else { code };
+    Some(DescribeClusterResponse::default().with_error_code(code.code()).with_error_message(Some(str_bytes(&message))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_types_follow_kafka() {
+        assert!(check_endpoint_type(1, 1).is_none());
+        assert!(check_endpoint_type(0, 1).is_none());
+        let cases = [
+            (0, 2, ResponseError::InvalidRequest),
+            (1, 2, ResponseError::MismatchedEndpointType),
+            (1, 0, ResponseError::UnsupportedEndpointType),
+            (2, 7, ResponseError::UnsupportedEndpointType),
+            (0, 7, ResponseError::InvalidRequest),
+        ];
+        for (version, endpoint, code) in cases {
+            let r = check_endpoint_type(version, endpoint).expect("refused");
+            assert_eq!(r.error_code, code.code(), "v{version} type {endpoint}");
+            assert!(r.error_message.is_some());
+        }
+    }
+
+    #[test]
+    fn cluster_operations_bitfield() {
+        // Kafka's `Utils.to32BitField` of the CLUSTER operations.
+        assert_eq!(CLUSTER_OPERATIONS, 8096);
+    }
+}

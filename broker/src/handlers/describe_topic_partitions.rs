@@ -1,0 +1,254 @@
+//! DescribeTopicPartitions (key 75, KIP-966): topics and their partitions a
+//! page at a time. Admin's `describeTopics(names)` (so `kafka-topics
+//! --describe`) tries it before Metadata. Follows Kafka's
+//! `DescribeTopicPartitionsRequestHandler` and
+//! `KRaftMetadataCache.getTopicMetadataForDescribeTopicResponse`.
+
+use std::ops::{Range, RangeInclusive};
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_topic_partitions_response::{
+    Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
+
+use super::RequestContext;
+use super::util::{topic_name, uuid, validate_topic_name};
+use crate::Broker;
+use crate::metadata::{MetadataImage, TopicImage};
+
+pub const VERSIONS: RangeInclusive<i16> = 0..=0;
+
+/// Kafka's `max.request.partition.size.limit` default: the most partitions
+/// one response describes, whatever the request asks.
+const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
+
+/// What Kafka reports as `topic_authorized_operations` without an authorizer:
+/// every operation `AclEntry.supportedOperations(TOPIC)` lists (READ 3,
+/// WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10,
+/// ALTER_CONFIGS 11). Fjord has no ACLs.
+const TOPIC_OPERATIONS: i32 = 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
+
+pub async fn handle(ctx: &RequestContext, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse {
+    let image = ctx.broker.metadata.image();
+    let all = req.topics.is_empty();
+    let requested: Vec<String> =
+        if all { image.topics.keys().cloned().collect() } else { req.topics.iter().map(|t| t.name.0.to_string()).collect() };
+    let cursor = req.cursor.as_ref().map(|c| (c.topic_name.0.to_string(), c.partition_index));
+    let counts = |name: &str| image.topic(name).map(|t| t.partition_count());
+    let page = match paginate(&requested, cursor.as_ref().map(|(t, p)| (t.as_str(), *p)), !all, req.response_partition_limit, counts) {
+        Ok(page) => page,
+        Err(message) => return refuse(&req, &message),
+    };
+    let topics = page.topics.iter().map(|t| describe(&ctx.broker, &image, t)).collect();
+    let next_cursor =
+        page.next.map(|(topic, partition)| Cursor::default().with_topic_name(topic_name(&topic)).with_partition_index(partition));
+    DescribeTopicPartitionsResponse::default().with_topics(topics).with_next_cursor(next_cursor)
+}
+
+/// One topic of a page: the partitions to describe, or `None` for a topic
+/// that does not exist.
+#[derive(Debug, PartialEq)]
+struct PageTopic {
+    name: String,
+    partitions: Option<Range<i32>>,
+}
+
+#[derive(Debug, PartialEq)]
+struct Page {
+    topics: Vec<PageTopic>,
+    /// Where the next page starts (topic, partition), if this one is cut short.
+    next: Option<(String, i32)>,
+}
+
+/// Kafka's pagination: topics sorted by name from the cursor's topic on,
+/// at most `limit` (capped at 2000, at least 1) partitions in all. A topic cut
+/// short, or the first topic that no longer fits, becomes the next cursor.
+/// Unknown topics are listed only when they were named (`named`).
+fn paginate(
+    requested: &[String],
+    cursor: Option<(&str, i32)>,
+    named: bool,
+    limit: i32,
+    partition_count: impl Fn(&str) -> Option<i32>,
+) -> Result<Page, String> {
+    let cursor_topic = cursor.map_or("", |(t, _)| t);
+    let mut names: Vec<&str> = requested.iter().map(String::as_str).filter(|n| *n >= cursor_topic).collect();
+    names.sort_unstable();
+    names.dedup();
+    if let Some((topic, partition)) = cursor {
+        if named && names.binary_search(&topic).is_err() {
+            return Err(format!("DescribeTopicPartitionsRequest topic list should contain the cursor topic: {topic}"));
+        }
+        if partition < 0 {
+            return Err(format!(
+                "DescribeTopicPartitionsRequest cursor partition must be valid: Cursor(topicName={topic}, partitionIndex={partition})"
+            ));
+        }
+    }
+    let mut remaining = limit.clamp(1, MAX_PARTITIONS_PER_RESPONSE);
+    let mut page = Page { topics: Vec::new(), next: None };
+    for name in names {
+        if remaining == 0 {
+            // Everything before fitted whole: the next page starts at this topic.
+            page.next = Some((name.to_string(), 0));
+            break;
+        }
+        let Some(count) = partition_count(name) else {
+            if named {
+                page.topics.push(PageTopic { name: name.to_string(), partitions: None });
+            }
+            continue;
+        };
+        let start = if name == cursor_topic { cursor.map_or(0, |(_, p)| p) } else { 0 };
+        let end = count.min(start.saturating_add(remaining));
+        let partitions = start..end.max(start);
+        debug_assert!(partitions.len() as i32 <= remaining);
+        remaining -= partitions.len() as i32;
+        page.topics.push(PageTopic { name: name.to_string(), partitions: Some(partitions) });
+        if end < count {
+            page.next = Some((name.to_string(), end));
+            break;
+        }
+    }
+    Ok(page)
+}
+
+fn describe(broker: &Broker, image: &MetadataImage, t: &PageTopic) -> DescribeTopicPartitionsResponseTopic {
+    let base = DescribeTopicPartitionsResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_is_internal(is_internal(&t.name))
+        .with_topic_authorized_operations(TOPIC_OPERATIONS);
+    match (image.topic(&t.name), &t.partitions) {
+        (Some(topic), Some(range)) => {
+            base.with_topic_id(uuid(topic.id)).with_partitions(range.clone().map(|p| describe_partition(broker, topic, p)).collect())
+        }
+        _ => {
+            let code = match validate_topic_name(&t.name) {
+                Ok(()) => ResponseError::UnknownTopicOrPartition,
+                Err(_) => ResponseError::InvalidTopicException,
+            };
+            base.with_error_code(code.code())
+        }
+    }
+}
+
+/// Leader and epoch from the hosted replica; replicas from the image; the
+/// ISR is the raft group's voters (raft commits on a quorum of them). Fjord
+/// has no ELR (KIP-966) and no offline directories, so those lists are empty.
+fn describe_partition(broker: &Broker, topic: &TopicImage, index: i32) -> DescribeTopicPartitionsResponsePartition {
+    let replicas = topic.replicas.get(index as usize).map_or_else(Vec::new, |r| r.iter().copied().map(BrokerId).collect());
+    let hosted = broker.partitions.get(&topic.name, index).filter(|p| p.topic_id == topic.id);
+    let (leader, epoch, isr) = match &hosted {
+        Some(p) => (p.leader_id().unwrap_or(-1), p.leader_epoch(), p.voters().into_iter().map(BrokerId).collect()),
+        None => (-1, -1, Vec::new()),
+    };
+    DescribeTopicPartitionsResponsePartition::default()
+        .with_partition_index(index)
+        .with_leader_id(BrokerId(leader))
+        .with_leader_epoch(epoch)
+        .with_replica_nodes(replicas)
+        .with_isr_nodes(isr)
+        .with_eligible_leader_replicas(Some(Vec::new()))
+        .with_last_known_elr(Some(Vec::new()))
+        .with_offline_replicas(Vec::new())
+}
+
+/// Kafka's `Topic.isInternal`, by name (the topic need not exist).
+fn is_internal(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state" | "__share_group_state")
+}
+
+/// Kafka's `getErrorResponse` for an InvalidRequestException thrown by the
+/// handler: every requested topic carries the error, nothing else.
+fn refuse(req: &DescribeTopicPartitionsRequest, message: &str) -> DescribeTopicPartitionsResponse {
+    tracing::debug!("DescribeTopicPartitions refused: {message}");
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_name(Some(t.name.clone()))
+                .with_error_code(ResponseError::InvalidRequest.code())
+        })
+        .collect();
+    DescribeTopicPartitionsResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// a: 3 partitions, b: 2, c: 5; anything else does not exist.
+    fn counts(name: &str) -> Option<i32> {
+        match name {
+            "a" => Some(3),
+            "b" => Some(2),
+            "c" => Some(5),
+            _ => None,
+        }
+    }
+
+    fn shape(page: &Page) -> Vec<(&str, Option<Range<i32>>)> {
+        page.topics.iter().map(|t| (t.name.as_str(), t.partitions.clone())).collect()
+    }
+
+    #[test]
+    fn pages_follow_kafka() {
+        let all = names(&["c", "a", "b"]);
+        let whole = paginate(&all, None, false, 2000, counts).unwrap();
+        assert_eq!(shape(&whole), [("a", Some(0..3)), ("b", Some(0..2)), ("c", Some(0..5))]);
+        assert_eq!(whole.next, None);
+
+        // Cut inside a topic: the cursor points at its next partition.
+        let p = paginate(&all, None, false, 4, counts).unwrap();
+        assert_eq!(shape(&p), [("a", Some(0..3)), ("b", Some(0..1))]);
+        assert_eq!(p.next, Some(("b".into(), 1)));
+        let p = paginate(&all, Some(("b", 1)), false, 4, counts).unwrap();
+        assert_eq!(shape(&p), [("b", Some(1..2)), ("c", Some(0..3))]);
+        assert_eq!(p.next, Some(("c".into(), 3)));
+
+        // Exactly full after a topic: the next topic starts the next page.
+        let p = paginate(&all, None, false, 3, counts).unwrap();
+        assert_eq!(shape(&p), [("a", Some(0..3))]);
+        assert_eq!(p.next, Some(("b".into(), 0)));
+        // ...unless it was the last one.
+        let p = paginate(&all, Some(("c", 0)), false, 5, counts).unwrap();
+        assert_eq!(p.next, None);
+
+        // A limit of 0 or less still describes one partition; above 2000 is capped.
+        let p = paginate(&all, None, false, 0, counts).unwrap();
+        assert_eq!(shape(&p), [("a", Some(0..1))]);
+        assert_eq!(p.next, Some(("a".into(), 1)));
+    }
+
+    #[test]
+    fn named_topics_and_unknown_ones() {
+        let req = names(&["zz", "a", "a", "bad name"]);
+        let p = paginate(&req, None, true, 2000, counts).unwrap();
+        assert_eq!(shape(&p), [("a", Some(0..3)), ("bad name", None), ("zz", None)]);
+        // Unknown topics are skipped silently when all topics were asked for.
+        let p = paginate(&req, None, false, 2000, counts).unwrap();
+        assert_eq!(shape(&p), [("a", Some(0..3))]);
+        // Topics before the cursor topic are left out.
+        let p = paginate(&names(&["a", "b"]), Some(("b", 0)), true, 10, counts).unwrap();
+        assert_eq!(shape(&p), [("b", Some(0..2))]);
+    }
+
+    #[test]
+    fn bad_cursors_are_invalid_requests() {
+        assert!(paginate(&names(&["a"]), Some(("b", 0)), true, 10, counts).unwrap_err().contains("cursor topic: b"));
+        assert!(paginate(&names(&["a"]), Some(("a", -1)), true, 10, counts).unwrap_err().contains("cursor partition"));
+        // With all topics, a cursor topic that vanished is fine.
+        assert!(paginate(&names(&["a", "c"]), Some(("b", 0)), false, 10, counts).is_ok());
+    }
+
+    #[test]
+    fn topic_operations_bitfield() {
+        assert_eq!(TOPIC_OPERATIONS, 3576);
+    }
+}
