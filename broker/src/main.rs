@@ -39,7 +39,8 @@ fn parse_override(s: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Command::Start { config, overrides } = cli.command;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,openraft::raft::responder=error"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,openraft::raft::responder=error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let (config, warnings) = match BrokerConfig::load(config.as_deref(), &overrides) {
         Ok(c) => c,
@@ -77,7 +78,8 @@ async fn run(config: BrokerConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listening: Vec<String> = bound.iter().map(|b| format!("{}://{}", b.name, server::local_addr(b).map_or("?".into(), |a| a.to_string()))).collect();
+    let listening: Vec<String> =
+        bound.iter().map(|b| format!("{}://{}", b.name, server::local_addr(b).map_or("?".into(), |a| a.to_string()))).collect();
     let dirs: Vec<String> = broker.config.log_dirs.iter().map(|d| d.display().to_string()).collect();
     tracing::info!(node = broker.config.node_id, cluster = %broker.cluster_id(), "fjord started: listening on {}, data in {}", listening.join(", "), dirs.join(","));
     for b in bound {

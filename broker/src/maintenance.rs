@@ -23,7 +23,9 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
                 continue;
             }
             match p.group().apply_retention(Duration::from_secs(30)).await {
-                Ok(Some(point)) => tracing::info!(topic = %p.topic, partition = p.index, raft_index = point, "retention deleted old segments"),
+                Ok(Some(point)) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, raft_index = point, "retention deleted old segments")
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, "retention: {e}"),
             }

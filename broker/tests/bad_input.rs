@@ -72,7 +72,9 @@ fn batch(values: &[&[u8]]) -> Bytes {
 
 fn create_topic(s: &mut TcpStream, name: &str) {
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.into()))))]))
+        .with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.into())))),
+        ]))
         .with_allow_auto_topic_creation(true);
     for _ in 0..50 {
         let resp: MetadataResponse = request(s, ApiKey::Metadata, 12, &req);
@@ -118,7 +120,11 @@ fn malformed_frames_close_only_their_connection_and_bad_batches_get_their_error(
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 0xff;
     assert_eq!(produce(&mut good, "bad-input", Bytes::from(bad_crc)).0, 2, "CORRUPT_MESSAGE");
-    assert_eq!(produce(&mut good, "bad-input", Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])).0, 2, "CORRUPT_MESSAGE for garbage");
+    assert_eq!(
+        produce(&mut good, "bad-input", Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])).0,
+        2,
+        "CORRUPT_MESSAGE for garbage"
+    );
     assert_eq!(produce(&mut good, "no-such-topic-xyz", batch(&[b"x"])).0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     let big = vec![7u8; 5000];
     assert_eq!(produce(&mut good, "bad-input", batch(&[&big])).0, 10, "MESSAGE_TOO_LARGE");

@@ -54,7 +54,12 @@ fn plan(broker: &Broker, image: &crate::metadata::MetadataImage, new: &NewTopic)
         }
         for (p, r) in new.assignments.iter().enumerate() {
             if r.is_empty() || r.iter().any(|b| !live.contains(b)) {
-                return Err(AdminError::new(ResponseError::InvalidReplicaAssignment, format!("The manual partition assignment includes a partition with an unknown or empty replica set: partition {p} {r:?}")));
+                return Err(AdminError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "The manual partition assignment includes a partition with an unknown or empty replica set: partition {p} {r:?}"
+                    ),
+                ));
             }
         }
         new.assignments.clone()
@@ -62,15 +67,24 @@ fn plan(broker: &Broker, image: &crate::metadata::MetadataImage, new: &NewTopic)
         let partitions = if new.num_partitions == -1 { broker.config.num_partitions } else { new.num_partitions };
         let rf = if new.replication_factor == -1 { broker.config.default_replication_factor } else { new.replication_factor };
         if partitions <= 0 {
-            return Err(AdminError::new(ResponseError::InvalidPartitions, "Number of partitions was set to an invalid non-positive value."));
+            return Err(AdminError::new(
+                ResponseError::InvalidPartitions,
+                "Number of partitions was set to an invalid non-positive value.",
+            ));
         }
         if rf <= 0 {
-            return Err(AdminError::new(ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value."));
+            return Err(AdminError::new(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            ));
         }
         if rf as usize > live.len() {
             return Err(AdminError::new(
                 ResponseError::InvalidReplicationFactor,
-                format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.", live.len()),
+                format!(
+                    "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
+                    live.len()
+                ),
             ));
         }
         (0..partitions).map(|p| (0..rf as usize).map(|r| live[(p as usize + r) % live.len()]).collect()).collect()

@@ -54,7 +54,10 @@ pub fn handle(version: i16, req: &ApiVersionsRequest) -> ApiVersionsResponse {
 fn valid_software(s: &str) -> bool {
     let b = s.as_bytes();
     let edge = |c: &u8| c.is_ascii_alphanumeric();
-    !b.is_empty() && b.first().is_some_and(edge) && b.last().is_some_and(edge) && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+    !b.is_empty()
+        && b.first().is_some_and(edge)
+        && b.last().is_some_and(edge)
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
 }
 
 #[cfg(test)]
@@ -64,7 +67,12 @@ mod tests {
 
     #[test]
     fn advertised_versions_are_decodable_by_the_crate() {
-        let resp = handle(3, &ApiVersionsRequest::default().with_client_software_name(StrBytes::from_static_str("a")).with_client_software_version(StrBytes::from_static_str("1.0")));
+        let resp = handle(
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("a"))
+                .with_client_software_version(StrBytes::from_static_str("1.0")),
+        );
         assert_eq!(resp.error_code, 0);
         for k in &resp.api_keys {
             let key = ApiKey::try_from(k.api_key).unwrap();
@@ -83,7 +91,9 @@ mod tests {
 
     #[test]
     fn bad_software_names_are_invalid_requests() {
-        let req = ApiVersionsRequest::default().with_client_software_name(StrBytes::from_static_str("-bad")).with_client_software_version(StrBytes::from_static_str("1"));
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("-bad"))
+            .with_client_software_version(StrBytes::from_static_str("1"));
         assert_eq!(handle(3, &req).error_code, ResponseError::InvalidRequest.code());
         assert_eq!(handle(2, &req).error_code, 0);
     }

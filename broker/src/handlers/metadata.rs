@@ -58,7 +58,12 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
 
 type Missing = (ResponseError, Option<String>);
 
-async fn lookup_or_create(broker: &Arc<Broker>, image: &mut Arc<MetadataImage>, name: &str, allow_create: bool) -> Result<MetadataResponseTopic, Missing> {
+async fn lookup_or_create(
+    broker: &Arc<Broker>,
+    image: &mut Arc<MetadataImage>,
+    name: &str,
+    allow_create: bool,
+) -> Result<MetadataResponseTopic, Missing> {
     if let Some(t) = image.topic(name) {
         return Ok(describe_topic(broker, t));
     }
@@ -68,7 +73,13 @@ async fn lookup_or_create(broker: &Arc<Broker>, image: &mut Arc<MetadataImage>, 
     if !allow_create {
         return Err((ResponseError::UnknownTopicOrPartition, Some(name.to_string())));
     }
-    let new = NewTopic { name: name.to_string(), num_partitions: -1, replication_factor: -1, assignments: Vec::new(), configs: Default::default() };
+    let new = NewTopic {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        configs: Default::default(),
+    };
     match create_topic(broker, &new, false, AUTO_CREATE_WAIT).await {
         Ok(_) => {}
         // Created by someone else meanwhile: describe theirs.

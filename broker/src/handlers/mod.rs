@@ -8,6 +8,7 @@
 //! returns a [`Pending`] future instead, which the connection awaits in
 //! order while it reads and starts the next request.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -18,7 +19,6 @@ pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod fetch_session;
 pub mod incremental_alter_configs;
-pub mod alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;

@@ -38,15 +38,15 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
     let image = ctx.broker.metadata.image();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
-        let topic = if ctx.api_version >= 13 { image.topic_by_id(&topic_id(&t.topic_id)).cloned() } else { image.topic(&t.name.0).cloned() };
+        let topic =
+            if ctx.api_version >= 13 { image.topic_by_id(&topic_id(&t.topic_id)).cloned() } else { image.topic(&t.name.0).cloned() };
         let mut slots = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let slot = match &topic {
                 None => Slot::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
-                Some(ti) if ti.is_internal() && ctx.client_id != ADMIN_CLIENT_ID => Slot::Done(Err((
-                    ResponseError::InvalidTopicException,
-                    Some(format!("Cannot append to internal topic {}", ti.name)),
-                ))),
+                Some(ti) if ti.is_internal() && ctx.client_id != ADMIN_CLIENT_ID => {
+                    Slot::Done(Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {}", ti.name)))))
+                }
                 Some(ti) => match ctx.broker.partitions.get(&ti.name, p.index).filter(|x| x.topic_id == ti.id) {
                     None => Slot::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
                     Some(partition) => propose(&ctx, &partition, p.records, acks, timeout).await,
@@ -71,9 +71,11 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
                 let base = PartitionProduceResponse::default().with_index(index).with_log_start_offset(log_start);
                 match result {
                     Ok((offset, append_time)) => base.with_base_offset(offset).with_log_append_time_ms(append_time),
-                    Err((code, message)) => {
-                        base.with_error_code(code.code()).with_base_offset(-1).with_log_append_time_ms(-1).with_error_message(message.map(|m| str_bytes(&m)))
-                    }
+                    Err((code, message)) => base
+                        .with_error_code(code.code())
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_error_message(message.map(|m| str_bytes(&m))),
                 }
             }))
             .await;

@@ -35,9 +35,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         return Err(format!("Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"));
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
-        return Err(format!(
-            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
-        ));
+        return Err(format!("Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"));
     }
     Ok(())
 }

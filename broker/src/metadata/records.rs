@@ -91,16 +91,35 @@ impl<'de> Deserialize<'de> for TopicId {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MetadataRecord {
     /// The cluster's id, written once by the first controller.
-    ClusterId { id: String },
+    ClusterId {
+        id: String,
+    },
     /// A new topic with its partitions, replicas and explicit configs.
-    Topic { name: String, id: TopicId, replicas: Vec<Vec<i32>>, configs: BTreeMap<String, String> },
+    Topic {
+        name: String,
+        id: TopicId,
+        replicas: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+    },
     /// More partitions for a topic (counts only grow); one replica list each.
-    Partitions { id: TopicId, replicas: Vec<Vec<i32>> },
+    Partitions {
+        id: TopicId,
+        replicas: Vec<Vec<i32>>,
+    },
     /// The topic's explicit configs after an alter: the whole set replaces the old one.
-    TopicConfigs { id: TopicId, configs: BTreeMap<String, String> },
-    RemoveTopic { id: TopicId },
+    TopicConfigs {
+        id: TopicId,
+        configs: BTreeMap<String, String>,
+    },
+    RemoveTopic {
+        id: TopicId,
+    },
     /// Producer ids below `next` are handed out; the block [`first`, `next`) went to `broker`.
-    ProducerIds { broker: i32, first: i64, next: i64 },
+    ProducerIds {
+        broker: i32,
+        first: i64,
+        next: i64,
+    },
 }
 
 impl MetadataRecord {

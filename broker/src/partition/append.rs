@@ -84,8 +84,9 @@ fn ready(r: Result<Appended, AppendError>) -> AppendWait {
     Box::pin(std::future::ready(r))
 }
 
-
-fn write_outcome(r: Result<openraft::raft::ClientWriteResult<TypeConfig>, tokio::sync::oneshot::error::RecvError>) -> Result<i64, AppendError> {
+fn write_outcome(
+    r: Result<openraft::raft::ClientWriteResult<TypeConfig>, tokio::sync::oneshot::error::RecvError>,
+) -> Result<i64, AppendError> {
     match r {
         Ok(Ok(resp)) => Ok(resp.response().base_offset),
         Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(AppendError::NotLeader),

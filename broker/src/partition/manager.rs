@@ -127,7 +127,8 @@ impl PartitionManager {
         let dir_name = format!("{topic}-{index}");
         let dir = self.data_dir.join(&dir_name);
         claim_dir(&dir, id).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let group = self.node.create_group_in(GroupId::new(id.0, index), &dir_name, config.log_config()).await.map_err(|e| e.to_string())?;
+        let group =
+            self.node.create_group_in(GroupId::new(id.0, index), &dir_name, config.log_config()).await.map_err(|e| e.to_string())?;
         become_single_voter(&self.node, &group).await.map_err(|e| e.to_string())?;
         let p = Arc::new(Partition::new(topic.to_string(), id, index, self.node.id(), group, config));
         self.partitions.write().expect("partitions lock").insert((topic.to_string(), index), p);
@@ -161,7 +162,11 @@ fn claim_dir(dir: &Path, id: TopicId) -> std::io::Result<()> {
     match std::fs::read_to_string(&meta) {
         Ok(found) if found == line => return Ok(()),
         Ok(_) => {
-            let aside = dir.with_file_name(format!("{}.stale-{}-delete", dir.file_name().unwrap_or_default().to_string_lossy(), rand::random::<u32>()));
+            let aside = dir.with_file_name(format!(
+                "{}.stale-{}-delete",
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                rand::random::<u32>()
+            ));
             tracing::warn!(dir = %dir.display(), "directory belongs to an older topic of the same name; deleting it");
             std::fs::rename(dir, &aside)?;
             let _ = std::fs::remove_dir_all(&aside);
