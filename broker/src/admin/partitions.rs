@@ -55,10 +55,13 @@ pub async fn create_partitions(
         }
     };
     drop(controller);
+    // One deadline for the whole request, not `wait` per topic.
+    let deadline = tokio::time::Instant::now() + wait;
     for (t, r) in topics.iter().zip(&planned) {
         if r.is_ok() {
             tracing::info!(topic = %t.name, partitions = t.count, "partitions added");
-            broker.partitions.wait_ready(&image, &t.name, wait).await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            broker.partitions.wait_ready(&image, &t.name, left).await;
         }
     }
     planned.into_iter().map(|r| r.map(|_| ())).collect()

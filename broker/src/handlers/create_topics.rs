@@ -36,7 +36,8 @@ pub(crate) fn admin_wait(timeout_ms: i32) -> Duration {
 pub async fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let duplicates: HashSet<&str> = req.topics.iter().map(|t| t.name.0.as_str()).filter(|n| !seen.insert(*n)).collect();
-    let wait = admin_wait(req.timeout_ms);
+    // One deadline for the whole request, not a wait per topic.
+    let deadline = tokio::time::Instant::now() + admin_wait(req.timeout_ms);
     let mut answered = HashSet::new();
     let mut results = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
@@ -53,7 +54,10 @@ pub async fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTop
             continue;
         }
         let outcome = match new_topic(t) {
-            Ok(new) => create_topic(&ctx.broker, &new, req.validate_only, wait).await,
+            Ok(new) => {
+                let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+                create_topic(&ctx.broker, &new, req.validate_only, wait).await
+            }
             Err(e) => Err(e),
         };
         results.push(match outcome {
