@@ -36,7 +36,7 @@ fn plan(broker: &Broker, image: &crate::metadata::MetadataImage, new: &NewTopic)
     let invalid_topic = |m: String| AdminError::new(ResponseError::InvalidTopicException, m);
     validate_topic_name(&new.name).map_err(invalid_topic)?;
     if new.name == "__cluster_metadata" {
-        return Err(invalid_topic("Creation of internal topic __cluster_metadata is prohibited.".into()));
+        return Err(AdminError::new(ResponseError::InvalidRequest, "Creation of internal topic __cluster_metadata is prohibited."));
     }
     if image.topic(&new.name).is_some() {
         return Err(AdminError::new(ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", new.name)));
@@ -89,7 +89,7 @@ fn plan(broker: &Broker, image: &crate::metadata::MetadataImage, new: &NewTopic)
         }
         (0..partitions).map(|p| (0..rf as usize).map(|r| live[(p as usize + r) % live.len()]).collect()).collect()
     };
-    topic::validate(&new.configs).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+    topic::validate_for(&broker.config, &new.configs).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
     Ok(MetadataRecord::Topic { name: new.name.clone(), id: TopicId::random(), replicas, configs: new.configs.clone() })
 }
 

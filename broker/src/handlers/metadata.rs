@@ -34,17 +34,26 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
     } else {
         // v4+ asks; older versions always allow auto-creation.
         let allow_create = broker.config.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
+        // Kafka looks topics up by id as soon as any requested id is set
+        // (v12+); the Java admin then sends "" as the name.
+        let by_id = v >= 12 && req.topics.iter().flatten().any(|t| !t.topic_id.is_nil());
         for requested in req.topics.iter().flatten() {
-            let found = match (&requested.name, v >= 10) {
-                (Some(name), _) => lookup_or_create(broker, &mut image, name, allow_create).await,
-                (None, true) => match image.topic_by_id(&topic_id(&requested.topic_id)) {
+            let found = if by_id {
+                match image.topic_by_id(&topic_id(&requested.topic_id)) {
                     Some(t) => Ok(describe_topic(broker, t)),
                     None => Err((ResponseError::UnknownTopicId, None)),
-                },
-                (None, false) => Err((ResponseError::InvalidRequest, None)),
+                }
+            } else {
+                match &requested.name {
+                    Some(name) => lookup_or_create(broker, &mut image, name, allow_create).await,
+                    None => Err((ResponseError::InvalidRequest, None)),
+                }
             };
             topics.push(found.unwrap_or_else(|(code, name)| {
-                MetadataResponseTopic::default().with_error_code(code.code()).with_name(name.map(|n: String| topic_name(&n)))
+                MetadataResponseTopic::default()
+                    .with_error_code(code.code())
+                    .with_name(name.map(|n: String| topic_name(&n)))
+                    .with_topic_id(if by_id { requested.topic_id } else { Default::default() })
             }));
         }
     }

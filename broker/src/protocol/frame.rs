@@ -5,7 +5,7 @@
 //! before reading the correlation id, and slices without a length check:
 //! shared/notes/openraft-and-kafka-protocol.md, pitfall 14).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -81,14 +81,11 @@ pub fn parse_request(mut frame: Bytes) -> Result<Request, FrameError> {
     Ok(Request { api_key, header, body: frame })
 }
 
-/// Decodes a request body at `version`; trailing bytes are a malformed request.
+/// Decodes a request body at `version`. Bytes after the body are ignored, as
+/// Kafka's `AbstractRequest.parseRequest` ignores them (librdkafka's Metadata
+/// v13 carries some).
 pub fn decode_body<T: Decodable>(api: ApiKey, version: i16, mut body: Bytes) -> Result<T, FrameError> {
-    let bad = |detail: String| FrameError::BadBody { api, version, detail };
-    let decoded = T::decode(&mut body, version).map_err(|e| bad(e.to_string()))?;
-    if body.has_remaining() {
-        return Err(bad(format!("{} bytes after the body", body.remaining())));
-    }
-    Ok(decoded)
+    T::decode(&mut body, version).map_err(|e| FrameError::BadBody { api, version, detail: e.to_string() })
 }
 
 /// Encodes a whole response frame: size, header (version by the response
