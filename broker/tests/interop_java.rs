@@ -79,6 +79,14 @@ fn kafka_topics_create_describe_alter_list_delete() {
         assert!(f["Replicas"].split(',').any(|r| r == f["Leader"]), "partition {p}: the leader is not a replica: {f:?}");
     }
 
+    // By topic id too (Metadata v12+ by id, with "" as the name).
+    let by_name = tool_ok(&b, "kafka-topics", &["--describe", "--topic", "tools-a"]);
+    let id = by_name.split_whitespace().skip_while(|w| *w != "TopicId:").nth(1).expect("a TopicId").to_string();
+    let by_id = tool_ok(&b, "kafka-topics", &["--describe", "--topic-id", &id]);
+    assert!(by_id.contains("Topic: tools-a") && by_id.contains(&id), "{by_id}");
+    let unknown = tool(&b, "kafka-topics", &["--describe", "--topic-id", "AAAAAAAAAAAAAAAAAAAAAQ"]);
+    assert!(!unknown.status.success() && unknown.text().contains("does not exist"), "{}", unknown.text());
+
     // Creating it again fails with TopicExistsException.
     let again = tool(&b, "kafka-topics", &["--create", "--topic", "tools-a", "--partitions", "3"]);
     assert!(!again.status.success() && again.stderr.contains("TopicExistsException"), "{}", again.text());

@@ -13,6 +13,11 @@ def create_topic(args):
     admin = AdminClient({"bootstrap.servers": args.brokers})
     futures = admin.create_topics([NewTopic(args.topic, args.partitions, 1)], request_timeout=args.timeout)
     futures[args.topic].result(timeout=args.timeout)
+    # An all-topics Metadata request (librdkafka sends v13 with trailing bytes
+    # Kafka ignores) must list it with every partition.
+    listed = admin.list_topics(timeout=args.timeout).topics
+    if args.topic not in listed or len(listed[args.topic].partitions) != args.partitions:
+        fail(f"list_topics does not show {args.topic} with {args.partitions} partitions: {listed}")
     print(f"created {args.topic} with {args.partitions} partitions")
 
 
