@@ -6,8 +6,9 @@
 //!   connection per node pair), one group with 3 replicas; then a 1-replica
 //!   group on one node as the reference (the same write path without peers).
 //! - Settings: `RaftConfig::default()` and Kafka's log defaults with
-//!   retention off, as a broker would run them. Every append is fsynced
-//!   (group commit) on every replica before it counts as replicated.
+//!   retention off. Every append is fsynced (group commit) on every replica
+//!   before it counts as replicated; `FJORD_BENCH_WRITE_CACHE=1` measures
+//!   Kafka's page-cache model instead (the broker's default for topics).
 //! - Latency: `client_write` call to return, i.e. the batch is committed on a
 //!   quorum and applied on the leader (the offset is known). Recorded in
 //!   microseconds with hdrhistogram; only calls that complete inside the
@@ -111,8 +112,12 @@ fn raft_config() -> RaftConfig {
 }
 
 /// Kafka's defaults, retention off: nothing is deleted under the writers.
+/// Every append is synced (group commit) unless `FJORD_BENCH_WRITE_CACHE=1`,
+/// which measures Kafka's model (acknowledged from the page cache), what a
+/// broker topic gets unless `flush.messages=1`.
 fn log_config() -> LogConfig {
-    LogConfig { retention_ms: None, retention_bytes: None, ..LogConfig::default() }
+    let write_cache = std::env::var("FJORD_BENCH_WRITE_CACHE").is_ok_and(|v| v == "1");
+    LogConfig { retention_ms: None, retention_bytes: None, write_cache, ..LogConfig::default() }
 }
 
 /// Starts `replicas` nodes with one group, runs every writer count against

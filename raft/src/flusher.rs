@@ -52,7 +52,12 @@ async fn flush_waiting(shared: &Arc<Shared>) {
                 log.complete_flush(done);
                 log.durable().next_raft_index
             };
-            shared.durable.send_replace(durable);
+            // Never backwards: write-cached appends may have published more.
+            shared.durable.send_if_modified(|d| {
+                let later = durable > *d;
+                *d = (*d).max(durable);
+                later
+            });
             for cb in callbacks {
                 cb.io_completed(Ok(()));
             }

@@ -230,6 +230,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             for e in entries {
                 append_one(&mut log, &mut self.next_offset, &e, &self.shared.durable)?;
             }
+            if log.config().write_cache {
+                // Kafka's model: in the page cache is durable enough (it
+                // survives the process); the log's flush policy and rolls
+                // sync it later. Acknowledged at once, no fsync waited for.
+                self.shared.durable.send_replace(log.next_raft_index());
+                drop(log);
+                callback.io_completed(Ok(()));
+                return Ok(());
+            }
             // Queued under the log lock, so the next flush to begin covers these entries.
             self.shared.waiting.lock().expect("waiting lock").push(callback);
         }

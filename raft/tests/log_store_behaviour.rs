@@ -110,3 +110,22 @@ async fn a_term_beyond_the_leader_epoch_is_refused() {
     assert!(err.to_string().contains("partitionLeaderEpoch"), "{err}");
     store.with_log(|l| assert!(l.is_empty()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_cache_acknowledges_from_the_page_cache_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached = LogConfig { write_cache: true, segment_bytes: 1 << 20, preallocate_step_bytes: 1 << 20, ..config() };
+    let mut store = LogStore::open(dir.path(), cached).unwrap();
+    // The callback fires inside `append`: no flush task is involved.
+    let (tx, mut rx) = TypeConfig::oneshot();
+    store.append((1..=5).map(|i| data(1, i, 2)).collect::<Vec<_>>(), IOFlushed::signal(tx)).await.unwrap();
+    assert!(matches!(rx.try_recv(), Ok(Ok(()))), "acknowledged before append returned");
+    store.with_log(|log| {
+        assert_eq!(log.log_end_offset(), 10);
+        assert!(log.durable().next_raft_index <= 1, "nothing was synced");
+    });
+    drop(store);
+    // The page cache outlives the store: a reopen (as after a killed process) recovers every entry.
+    let store = LogStore::open(dir.path(), config()).unwrap();
+    store.with_log(|log| assert_eq!((log.log_end_offset(), log.next_raft_index()), (10, 6)));
+}

@@ -26,6 +26,12 @@ pub struct LogConfig {
     pub flush_messages: Option<u64>,
     /// `flush.ms`: fsync when the oldest unflushed write is this old; `None` never.
     pub flush_ms: Option<i64>,
+    /// Kafka's durability model: an append counts as durable once it is in
+    /// the page cache (which outlives the process), and fsyncs follow
+    /// `flush.messages`, `flush.ms` and segment rolls. Off, every append is
+    /// synced (group commit) before it counts. The log only carries the
+    /// choice; its user (raft's log store) acts on it.
+    pub write_cache: bool,
     /// How far ahead of the write position disk blocks are reserved. Writing
     /// into an mmap of unreserved blocks on a full disk raises SIGBUS; a
     /// failed reservation is an ordinary error instead.
@@ -45,6 +51,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             flush_messages: None,
             flush_ms: None,
+            write_cache: false,
             preallocate_step_bytes: 16 << 20,
             max_open_segments: 16,
         }

@@ -666,6 +666,11 @@ impl TopicConfig {
             retention_bytes: u64::try_from(self.retention_bytes).ok().filter(|_| delete),
             flush_messages: (!never(self.flush_messages)).then(|| u64::try_from(self.flush_messages).unwrap_or(1).max(1)),
             flush_ms: (!never(self.flush_ms)).then_some(self.flush_ms.max(0)),
+            // Kafka's durability unless every message is to be synced
+            // (flush.messages=1): acknowledged from the page cache, synced
+            // by flush.messages/flush.ms and on roll. Replication, not fsync,
+            // is what keeps acknowledged data, as in Kafka.
+            write_cache: self.flush_messages != 1,
             ..fjord_storage::LogConfig::default()
         };
         debug_assert!(config.validate().is_ok(), "{config:?} from {self:?}");
@@ -869,7 +874,7 @@ mod tests {
     #[test]
     fn log_config_maps_kafkas_never_to_none() {
         let l = TopicConfig::default().log_config();
-        assert_eq!(l, fjord_storage::LogConfig::default(), "Kafka's defaults are the log's");
+        assert_eq!(l, fjord_storage::LogConfig { write_cache: true, ..Default::default() }, "Kafka's defaults are the log's");
         let c = TopicConfig::resolve(
             &broker(&[]),
             &overrides(&[
@@ -883,6 +888,9 @@ mod tests {
         let l = c.log_config();
         assert_eq!((l.retention_ms, l.retention_bytes, l.flush_messages, l.flush_ms), (None, Some(1000), Some(1), Some(0)));
         assert_eq!(l.index_interval_bytes, 1);
+        assert!(!l.write_cache, "flush.messages=1 syncs every append");
+        let every_1000 = TopicConfig::resolve(&broker(&[]), &overrides(&[("flush.messages", "1000")])).log_config();
+        assert!(every_1000.write_cache && every_1000.flush_messages == Some(1000));
         let compacted =
             TopicConfig::resolve(&broker(&[]), &overrides(&[("cleanup.policy", "compact"), ("max.compaction.lag.ms", "60000")]));
         let l = compacted.log_config();
