@@ -232,7 +232,8 @@ mod tests {
             ),
             // A client id claiming 32,000 bytes in a 12-byte frame.
             ("client id past the end", Bytes::from_static(&[0, 3, 0, 1, 0, 0, 0, 9, 0x7d, 0, b'x', b'y'])),
-            ("trailing bytes", frame(ApiKey::DescribeCluster, 0, &[0, 0, 0, 0])),
+            // DescribeCluster v0: its boolean, then no tagged-field count.
+            ("truncated body", frame(ApiKey::DescribeCluster, 0, &[1])),
             ("unserved version", frame(ApiKey::Produce, 2, &[])),
             ("unserved api", frame(ApiKey::JoinGroup, 5, &[])),
         ];
