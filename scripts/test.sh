@@ -15,7 +15,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-# Kafka's own jars (Maven Central), for tests that run Kafka's tools on our files.
+# Kafka's own jars (Maven Central) and the other real clients the interop tests drive.
 bash scripts/fetch-kafka.sh
 bash scripts/install-test-deps.sh
 
@@ -26,3 +26,7 @@ cargo test --workspace --release --all-targets 2>&1 | tee target/test.log
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
+
+# The request decoder under libFuzzer for a bounded minute (cargo-fuzz, see
+# scripts/fuzz.sh); a crash fails the run with the input printed.
+bash scripts/fuzz.sh 60
