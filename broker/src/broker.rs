@@ -38,6 +38,10 @@ impl Broker {
     pub async fn start(config: BrokerConfig) -> Result<Arc<Self>, StartError> {
         let config = Arc::new(config);
         let data_dir = config.log_dirs.first().cloned().unwrap_or_else(|| PathBuf::from("data"));
+        if data_dir.exists() && !data_dir.is_dir() {
+            let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+            return Err(StartError::DataDir { dir: data_dir, source });
+        }
         std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
         check_writable(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
         let raft_addr = config.raft_listener.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
