@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod wire;
+
 const INSTALL: &str = "run `bash scripts/fetch-kafka.sh && bash scripts/install-test-deps.sh`";
 
 /// The repository's top folder (the nearest one above this crate with `scripts/install-test-deps.sh`).
