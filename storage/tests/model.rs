@@ -425,6 +425,8 @@ fn config() -> impl Strategy<Value = LogConfig> {
                     retention_bytes,
                     flush_messages,
                     flush_ms: None,
+                    // The log only carries it; raft's log store acts on it.
+                    write_cache: false,
                     preallocate_step_bytes: step,
                     max_open_segments,
                 }
