@@ -242,7 +242,10 @@ impl Segment {
             }
             (o, t, r) => {
                 let why = [o.err(), t.err(), r.err()].into_iter().flatten().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
-                tracing::info!(segment = %self.log_path.display(), %why, "rebuilding segment indexes");
+                // An empty segment (a new log) has nothing worth reporting.
+                if self.len > 0 {
+                    tracing::info!(segment = %self.log_path.display(), %why, "rebuilding segment indexes");
+                }
                 false
             }
         }

@@ -18,7 +18,7 @@ use crate::partition::append::{Acks, AppendWait, error_code};
 use crate::partition::{AppendError, Partition};
 use crate::protocol::records::split_batches;
 
-pub const VERSIONS: RangeInclusive<i16> = 3..=12;
+pub const VERSIONS: RangeInclusive<i16> = 3..=13;
 
 /// Kafka's `AdminUtils.ADMIN_CLIENT_ID`: the only client allowed to write internal topics.
 const ADMIN_CLIENT_ID: &str = "__admin_client";
@@ -43,6 +43,8 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
         let mut slots = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let slot = match &topic {
+                // v13 names topics by id (KIP-516).
+                None if ctx.api_version >= 13 => Slot::Done(Err((ResponseError::UnknownTopicId, None))),
                 None => Slot::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
                 Some(ti) if ti.is_internal() && ctx.client_id != ADMIN_CLIENT_ID => {
                     Slot::Done(Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {}", ti.name)))))
