@@ -77,3 +77,39 @@ fn acks_are_checked_and_acks_zero_closes_only_on_failure() {
     let mut again = connect(&b);
     assert_eq!(produce(&mut again, "acks", batch(&[b"last"])), (0, 3));
 }
+
+#[test]
+fn produce_v13_names_topics_by_id() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, metadata_request};
+    use kafka_protocol::protocol::StrBytes;
+    use support::wire::request;
+
+    let b = Broker::start();
+    let mut s = connect(&b);
+    create_topic(&mut s, "by-id");
+    let meta: MetadataResponse = request(
+        &mut s,
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(kafka_protocol::messages::TopicName(StrBytes::from_static_str("by-id")))),
+        ])),
+    );
+    let id = meta.topics[0].topic_id;
+    assert!(!id.is_nil(), "Metadata v12 carries the topic id");
+    let by_id = |id: uuid::Uuid| {
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_topic_id(id)
+                .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(&[b"v13"])))]),
+        ])
+    };
+    let resp: ProduceResponse = request(&mut s, ApiKey::Produce, 13, &by_id(id));
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!((resp.responses[0].topic_id, p.error_code, p.base_offset), (id, 0, 0));
+    let resp: ProduceResponse = request(&mut s, ApiKey::Produce, 13, &by_id(uuid::Uuid::from_u128(42)));
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert_eq!(produce(&mut s, "by-id", batch(&[b"v9"])), (0, 1));
+}
