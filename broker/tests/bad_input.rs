@@ -48,8 +48,8 @@ fn malformed_frames_close_only_their_connection_and_bad_batches_get_their_error(
     assert_eq!(produce(&mut good, "bad-input", Bytes::from(bad_crc)).0, 2, "CORRUPT_MESSAGE");
     assert_eq!(
         produce(&mut good, "bad-input", Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])).0,
-        2,
-        "CORRUPT_MESSAGE for garbage"
+        87,
+        "INVALID_RECORD for records that are not a batch, as Kafka answers"
     );
     assert_eq!(produce(&mut good, "no-such-topic-xyz", batch(&[b"x"])).0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     let big = vec![7u8; 5000];

@@ -98,7 +98,9 @@ async fn propose(ctx: &RequestContext, partition: &Arc<Partition>, records: Opti
     let records = records.unwrap_or_default();
     let batches = match split_batches(&records) {
         Ok(b) => b,
-        Err(at) => return Slot::Done(Err((ResponseError::CorruptMessage, Some(format!("malformed record batch at byte {at}"))))),
+        // Kafka's ProduceRequest.validateRecords: records that do not even
+        // frame as batches are INVALID_RECORD (a bad CRC is CORRUPT_MESSAGE).
+        Err(at) => return Slot::Done(Err((ResponseError::InvalidRecord, Some(format!("malformed record batch at byte {at}"))))),
     };
     // ProduceRequest.validateRecords: exactly one v2 batch per partition.
     let [(header, batch)] = batches.as_slice() else {
