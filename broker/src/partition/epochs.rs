@@ -183,10 +183,10 @@ impl Partition {
     /// checked against. One look at raft's metrics, so both checks see the
     /// same term.
     pub fn check_leader(&self, current_leader_epoch: Option<i32>, require_leader: bool) -> Result<i32, LeaderError> {
-        let metrics = self.metrics();
-        let epoch = i32::try_from(metrics.current_term).unwrap_or(i32::MAX);
+        let (term, leader) = self.with_metrics(|m| (m.current_term, m.current_leader));
+        let epoch = i32::try_from(term).unwrap_or(i32::MAX);
         check_current_leader_epoch(epoch, current_leader_epoch)?;
-        if require_leader && metrics.current_leader != Some(self.node_id) {
+        if require_leader && leader != Some(self.node_id) {
             return Err(LeaderError::NotLeader);
         }
         Ok(epoch)

@@ -68,29 +68,31 @@ impl Partition {
         *self.config.write().expect("config lock") = Arc::new(config);
     }
 
-    fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
-        self.group.raft().metrics().borrow_watched().clone()
+    /// Reads the raft metrics in place: produce asks for leadership on
+    /// every batch, and a full copy holds the membership maps.
+    fn with_metrics<T>(&self, f: impl FnOnce(&openraft::RaftMetrics<TypeConfig>) -> T) -> T {
+        f(&self.group.raft().metrics().borrow_watched())
     }
 
     /// Whether this replica leads the partition now.
     pub fn is_leader(&self) -> bool {
-        self.metrics().current_leader == Some(self.node_id)
+        self.with_metrics(|m| m.current_leader == Some(self.node_id))
     }
 
     /// The current leader's broker id, if one is known.
     pub fn leader_id(&self) -> Option<i32> {
-        self.metrics().current_leader.map(|l| l as i32)
+        self.with_metrics(|m| m.current_leader.map(|l| l as i32))
     }
 
     /// Kafka's leader epoch: the raft term, which every batch written in it
     /// carries as its partitionLeaderEpoch.
     pub fn leader_epoch(&self) -> i32 {
-        i32::try_from(self.metrics().current_term).unwrap_or(i32::MAX)
+        self.with_metrics(|m| i32::try_from(m.current_term).unwrap_or(i32::MAX))
     }
 
     /// Replica ids of the group's voters (the ISR: raft commits on a quorum of them).
     pub fn voters(&self) -> Vec<i32> {
-        self.metrics().membership_config.membership().voter_ids().map(|v| v as i32).collect()
+        self.with_metrics(|m| m.membership_config.membership().voter_ids().map(|v| v as i32).collect())
     }
 
     /// The offset after the last committed record.
