@@ -88,7 +88,7 @@ pub fn increment_sequence(seq: i32, by: i32) -> i32 {
 
 /// Kafka's `ProducerAppendInfo.inSequence`: `next` follows `last`, with the
 /// wrap from `i32::MAX` to 0.
-fn in_sequence(last: i32, next: i32) -> bool {
+pub fn in_sequence(last: i32, next: i32) -> bool {
     i64::from(next) == i64::from(last) + 1 || (next == 0 && last == i32::MAX)
 }
 

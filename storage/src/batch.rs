@@ -157,6 +157,18 @@ pub fn patch(bytes: &mut [u8], base_offset: i64, leader_epoch: i32) {
     bytes[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Kafka's LogAppendTime for a batch (its in-place path): `timestamp_ms`
+/// becomes maxTimestamp and the timestamp-type bit is set; records keep
+/// their deltas. Both fields lie under the CRC, so it is recomputed.
+pub fn stamp_log_append_time(bytes: &mut [u8], timestamp_ms: i64) {
+    assert!(bytes.len() >= HEADER_BYTES, "stamping a batch shorter than its header");
+    let attributes = i16_at(bytes, ATTRIBUTES) | ATTR_LOG_APPEND_TIME;
+    bytes[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    bytes[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[CRC_START..]);
+    bytes[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Builds a v2 batch around already-encoded `records`. Used for the log's
 /// private control batches and by tests; the broker never re-encodes client data.
 #[allow(clippy::too_many_arguments)]
@@ -250,6 +262,15 @@ mod tests {
         patch(&mut b, 1234, 9);
         let h = validate(&b).unwrap();
         assert_eq!((h.base_offset, h.leader_epoch, h.last_offset()), (1234, 9, 1236));
+    }
+
+    #[test]
+    fn log_append_time_stamp_keeps_the_batch_valid() {
+        let mut b = uncompressed_batch(&[10, 20], 7);
+        stamp_log_append_time(&mut b, 99);
+        let h = validate(&b).unwrap();
+        assert!(h.is_log_append_time());
+        assert_eq!((h.max_timestamp, h.base_timestamp, h.record_count), (99, 10, 2));
     }
 
     #[test]

@@ -15,8 +15,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::util::{str_bytes, topic_id};
 use super::{Pending, Reply, RequestContext, ready, respond};
 use crate::partition::append::{Acks, AppendWait, error_code};
+use crate::partition::validate::single_batch;
 use crate::partition::{AppendError, Partition};
-use crate::protocol::records::split_batches;
 
 pub const VERSIONS: RangeInclusive<i16> = 3..=13;
 
@@ -95,21 +95,14 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
 
 /// Checks the records of one partition and proposes the batch.
 async fn propose(ctx: &RequestContext, partition: &Arc<Partition>, records: Option<bytes::Bytes>, acks: Acks, timeout: Duration) -> Slot {
-    let records = records.unwrap_or_default();
-    let batches = match split_batches(&records) {
+    let (header, batch) = match single_batch(&records.unwrap_or_default()) {
         Ok(b) => b,
-        // Kafka's ProduceRequest.validateRecords: records that do not even
-        // frame as batches are INVALID_RECORD (a bad CRC is CORRUPT_MESSAGE).
-        Err(at) => return Slot::Done(Err((ResponseError::InvalidRecord, Some(format!("malformed record batch at byte {at}"))))),
-    };
-    // ProduceRequest.validateRecords: exactly one v2 batch per partition.
-    let [(header, batch)] = batches.as_slice() else {
-        return Slot::Done(Err((ResponseError::InvalidRecord, Some(format!("expected exactly one record batch, got {}", batches.len())))));
+        Err(e) => return Slot::Done(Err(failure(&e))),
     };
     if header.compression_codec() == ZSTD && ctx.api_version < 7 {
         return Slot::Done(Err((ResponseError::UnsupportedCompressionType, None)));
     }
-    match partition.append(batch.clone(), acks, timeout).await {
+    match partition.append(batch, acks, timeout).await {
         Ok(wait) => Slot::Waiting(Arc::clone(partition), wait),
         Err(e) => Slot::Done(Err(failure(&e))),
     }

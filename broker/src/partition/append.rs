@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fjord_raft::producer_state::{Outcome, ProducerBatch};
+use fjord_raft::producer_state::Outcome;
 use fjord_raft::{AppendReceipt, KafkaBatch, TypeConfig};
 use openraft::errors::ClientWriteError;
 use openraft::impls::ProgressResponder;
@@ -102,9 +102,8 @@ impl Partition {
     pub async fn append(self: &Arc<Self>, bytes: Bytes, acks: Acks, timeout: Duration) -> Result<AppendWait, AppendError> {
         let config = self.config();
         let now = now_ms();
-        let (_, bytes) = super::validate::validate(bytes, &config, now)?;
+        let super::validate::Validated { producer, bytes, .. } = super::validate::validate(bytes, &config, now)?;
         let log_append_time_ms = if config.message_timestamp_type == TimestampType::LogAppendTime { now } else { -1 };
-        let producer = ProducerBatch::parse(&bytes).map_err(|e| AppendError::Corrupt(e.to_string()))?;
         if !self.is_leader() {
             return Err(AppendError::NotLeader);
         }

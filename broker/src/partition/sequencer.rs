@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use fjord_raft::producer_state::{Outcome, ProducerBatch, ProducerStates};
+use fjord_raft::producer_state::{Outcome, ProducerBatch, ProducerStates, in_sequence};
 use tokio::sync::watch;
 
 /// What became of a proposed batch: its base offset, or the error code.
@@ -39,10 +39,6 @@ pub enum Verdict {
 pub struct Sequencer {
     in_flight: HashMap<i64, VecDeque<InFlight>>,
     next_token: u64,
-}
-
-fn in_sequence(last: i32, next: i32) -> bool {
-    i64::from(next) == i64::from(last) + 1 || (next == 0 && last == i32::MAX)
 }
 
 impl Sequencer {

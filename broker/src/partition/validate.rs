@@ -6,23 +6,40 @@
 use std::ops::ControlFlow;
 
 use bytes::{Bytes, BytesMut};
+use fjord_raft::producer_state::ProducerBatch;
 use fjord_storage::BatchError;
 use fjord_storage::batch::{self, BatchHeader};
 
 use super::append::AppendError;
 use crate::config::{TimestampType, TopicConfig};
+use crate::protocol::records::split_batches;
 
-/// Offset of the attributes and maxTimestamp fields in a v2 batch header.
-const ATTRIBUTES_AT: usize = 21;
-const MAX_TIMESTAMP_AT: usize = 35;
-const CRC_AT: usize = 17;
-const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 /// A compressed batch may not inflate past this while its records are checked.
 const MAX_DECOMPRESSED_BYTES: usize = 256 << 20;
 
-/// Validates one client batch for a topic with `config`; returns the bytes to
-/// propose (rewritten only for LogAppendTime topics).
-pub fn validate(bytes: Bytes, config: &TopicConfig, now_ms: i64) -> Result<(BatchHeader, Bytes), AppendError> {
+/// A batch that passed [`validate`].
+#[derive(Debug)]
+pub struct Validated {
+    pub header: BatchHeader,
+    /// Its producer fields, if it has a producer id (idempotent).
+    pub producer: Option<ProducerBatch>,
+    /// The bytes to propose (rewritten only for LogAppendTime topics).
+    pub bytes: Bytes,
+}
+
+/// Kafka's `ProduceRequest.validateRecords`: a partition's `records` must
+/// be exactly one whole batch. Records that do not even frame as batches are
+/// INVALID_RECORD there (a bad CRC, found later, is CORRUPT_MESSAGE).
+pub fn single_batch(records: &Bytes) -> Result<(BatchHeader, Bytes), AppendError> {
+    let mut batches = split_batches(records).map_err(|at| AppendError::InvalidRecord(format!("malformed record batch at byte {at}")))?;
+    if batches.len() != 1 {
+        return Err(AppendError::InvalidRecord(format!("expected exactly one record batch, got {}", batches.len())));
+    }
+    Ok(batches.remove(0))
+}
+
+/// Validates one client batch for a topic with `config`.
+pub fn validate(bytes: Bytes, config: &TopicConfig, now_ms: i64) -> Result<Validated, AppendError> {
     let header = batch::validate(&bytes).map_err(|e| match e {
         BatchError::UnsupportedMagic { .. } => AppendError::InvalidRecord(e.to_string()),
         _ => AppendError::Corrupt(e.to_string()),
@@ -39,18 +56,26 @@ pub fn validate(bytes: Bytes, config: &TopicConfig, now_ms: i64) -> Result<(Batc
     if header.is_control() {
         return Err(AppendError::InvalidRecord("clients may not send control batches".into()));
     }
-    if header.producer_id >= 0 && i32::from_be_bytes(bytes[53..57].try_into().expect("4 bytes")) < 0 {
+    let producer = producer_of(&bytes)?;
+    if producer.is_some_and(|p| p.first_seq < 0) {
         return Err(AppendError::InvalidRecord("an idempotent batch needs a base sequence".into()));
     }
     if header.is_log_append_time() {
         return Err(AppendError::InvalidTimestamp("a client batch may not carry LogAppendTime".into()));
     }
     check_records(&bytes, &header, config, now_ms)?;
-    let bytes = match config.message_timestamp_type {
-        TimestampType::LogAppendTime => stamp_log_append_time(&bytes, now_ms),
-        TimestampType::CreateTime => bytes,
-    };
-    Ok((header, bytes))
+    Ok(match config.message_timestamp_type {
+        TimestampType::LogAppendTime => {
+            let bytes = stamp_log_append_time(&bytes, now_ms);
+            // The stamp moved maxTimestamp, which the producer fields carry.
+            Validated { header, producer: producer_of(&bytes)?, bytes }
+        }
+        TimestampType::CreateTime => Validated { header, producer, bytes },
+    })
+}
+
+fn producer_of(bytes: &[u8]) -> Result<Option<ProducerBatch>, AppendError> {
+    ProducerBatch::parse(bytes).map_err(|e| AppendError::Corrupt(e.to_string()))
 }
 
 /// Walks every record (decompressing if need be): counts, offset deltas and
@@ -82,16 +107,10 @@ fn check_records(bytes: &[u8], header: &BatchHeader, config: &TopicConfig, now_m
     problem.map_or(Ok(()), Err)
 }
 
-/// LogAppendTime topics: the broker's clock becomes the batch maxTimestamp
-/// and the timestamp-type bit is set (records keep their deltas, as in
-/// Kafka's in-place path); both lie under the CRC, so it is recomputed.
+/// LogAppendTime topics: the broker's clock becomes the batch maxTimestamp.
 fn stamp_log_append_time(bytes: &Bytes, now_ms: i64) -> Bytes {
     let mut b = BytesMut::from(&bytes[..]);
-    let attrs = i16::from_be_bytes([b[ATTRIBUTES_AT], b[ATTRIBUTES_AT + 1]]) | ATTR_LOG_APPEND_TIME;
-    b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attrs.to_be_bytes());
-    b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
-    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    batch::stamp_log_append_time(&mut b, now_ms);
     b.freeze()
 }
 
@@ -136,7 +155,7 @@ mod tests {
         let good = Bytes::from(build_batch(&[b"v".to_vec()], 5));
         let mut c = cfg();
         c.message_timestamp_type = TimestampType::LogAppendTime;
-        let (_, out) = validate(good, &c, 99).unwrap();
+        let out = validate(good, &c, 99).unwrap().bytes;
         let h = batch::validate(&out).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 99);

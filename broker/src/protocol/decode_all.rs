@@ -13,15 +13,13 @@
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use fjord_raft::producer_state::ProducerBatch;
 use kafka_protocol::messages::*;
 
 use super::frame::{FrameError, Request, decode_body, parse_request};
-use super::records::split_batches;
 use crate::config::TopicConfig;
 use crate::handlers::{api_versions, served};
 use crate::partition::AppendError;
-use crate::partition::validate::validate;
+use crate::partition::validate::{single_batch, validate};
 
 /// The clock batches are checked against. Fixed, so a fuzz input fails or
 /// passes the same way on every run; seeds carry timestamps near it.
@@ -92,21 +90,17 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, FrameError> {
 /// whole batch, then [`check_batch`].
 fn check_records(records: Option<Bytes>) -> Result<(), AppendError> {
     let records = records.unwrap_or_default();
-    let batches = split_batches(&records).map_err(|at| AppendError::Corrupt(format!("malformed record batch at byte {at}")))?;
-    let [(_, batch)] = batches.as_slice() else {
-        return Err(AppendError::InvalidRecord(format!("expected exactly one record batch, got {}", batches.len())));
-    };
+    let (_, batch) = single_batch(&records)?;
     debug_assert_eq!(batch.len(), records.len());
-    check_batch(batch.clone())
+    check_batch(batch)
 }
 
 /// The checks `Partition::append` makes on one client batch before it takes
 /// the producer lock: Kafka's validation (header, CRC, every record, under
 /// the broker's decompression cap) and the producer fields.
 pub fn check_batch(batch: Bytes) -> Result<(), AppendError> {
-    let (header, bytes) = validate(batch, &TOPIC_CONFIG, CLOCK_MS)?;
-    debug_assert!(header.record_count > 0, "validate passed a batch without records");
-    ProducerBatch::parse(&bytes).map_err(|e| AppendError::Corrupt(e.to_string()))?;
+    let validated = validate(batch, &TOPIC_CONFIG, CLOCK_MS)?;
+    debug_assert!(validated.header.record_count > 0, "validate passed a batch without records");
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! kafka-protocol record decoder pre-allocates from wire counts (pitfall 16).
 
 use bytes::{BufMut, Bytes};
-use fjord_storage::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD};
+use fjord_storage::batch::{self, BatchHeader, HEADER_BYTES};
 
 /// Splits `records` into whole batches: (header, bytes of the batch). Stops at
 /// the first piece that is not a whole batch and returns it as the error.
@@ -13,18 +13,8 @@ pub fn split_batches(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, usize
     let mut out = Vec::new();
     let mut at = 0usize;
     while at < records.len() {
-        let rest = &records[at..];
-        if rest.len() < HEADER_BYTES {
-            return Err(at);
-        }
-        let header = BatchHeader::parse(rest).map_err(|_| at)?;
-        if header.batch_length < (HEADER_BYTES - LOG_OVERHEAD) as i32 {
-            return Err(at);
-        }
+        let header = whole_batch(&records[at..]).ok_or(at)?;
         let total = header.total_bytes();
-        if total > rest.len() {
-            return Err(at);
-        }
         out.push((header, records.slice(at..at + total)));
         at += total;
     }
@@ -37,14 +27,18 @@ pub fn batches(slice: &[u8]) -> impl Iterator<Item = (BatchHeader, &[u8])> {
     let mut at = 0usize;
     std::iter::from_fn(move || {
         let rest = slice.get(at..)?;
-        let header = BatchHeader::parse(rest).ok()?;
+        let header = whole_batch(rest)?;
         let total = header.total_bytes();
-        if total < HEADER_BYTES || total > rest.len() {
-            return None;
-        }
         at += total;
         Some((header, &rest[..total]))
     })
+}
+
+/// The header of the batch `bytes` starts with, if the whole batch is there:
+/// a full header and a length that covers it and fits in `bytes`.
+fn whole_batch(bytes: &[u8]) -> Option<BatchHeader> {
+    let header = BatchHeader::parse(bytes).ok()?;
+    (HEADER_BYTES..=bytes.len()).contains(&header.total_bytes()).then_some(header)
 }
 
 fn put_varint(buf: &mut Vec<u8>, v: i64) {
