@@ -7,6 +7,7 @@ use std::time::Duration;
 use fjord_raft::registry::RaftNode;
 
 use crate::config::{BrokerConfig, Listener};
+use crate::group::GroupCoordinator;
 use crate::metadata::{MetadataRecord, MetadataStore};
 use crate::partition::PartitionManager;
 use crate::producer_ids::ProducerIds;
@@ -30,6 +31,7 @@ pub struct Broker {
     pub partitions: Arc<PartitionManager>,
     pub producer_ids: ProducerIds,
     pub fetch_sessions: crate::handlers::fetch_session::FetchSessions,
+    pub groups: Arc<GroupCoordinator>,
 }
 
 impl Broker {
@@ -60,7 +62,9 @@ impl Broker {
         partitions.reconcile(&metadata.image()).await;
         tokio::spawn(Arc::clone(&partitions).run(metadata.subscribe()));
         let producer_ids = ProducerIds::new(config.node_id);
-        Ok(Arc::new(Self { config, node, metadata, partitions, producer_ids, fetch_sessions: Default::default() }))
+        let groups = GroupCoordinator::new(Arc::clone(&config), Arc::clone(&partitions), Arc::clone(&metadata));
+        tokio::spawn(Arc::clone(&groups).run());
+        Ok(Arc::new(Self { config, node, metadata, partitions, producer_ids, fetch_sessions: Default::default(), groups }))
     }
 
     /// The cluster id, once the metadata log has one.

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod handlers;
 pub mod maintenance;
 pub mod metadata;

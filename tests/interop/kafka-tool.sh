@@ -25,6 +25,7 @@ case "$tool" in
   kafka-producer-perf-test) class=org.apache.kafka.tools.ProducerPerformance ;;
   kafka-consumer-perf-test) class=org.apache.kafka.tools.ConsumerPerformance ;;
   kafka-dump-log) class=org.apache.kafka.tools.DumpLogSegments ;;
+  kafka-consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
   kafka-storage) class=kafka.tools.StorageTool ;;
   kafka-server-start) class=kafka.Kafka level=${KAFKA_TOOL_LOG_LEVEL:-info} ;;
   *)

@@ -26,7 +26,7 @@ pub struct NewTopic {
 }
 
 /// The live broker ids placement may use. One today; the cluster's brokers in issue 7.
-fn brokers(broker: &Broker) -> Vec<i32> {
+pub(crate) fn brokers(broker: &Broker) -> Vec<i32> {
     vec![broker.config.node_id]
 }
 

@@ -156,6 +156,33 @@ impl LogDefaults {
     }
 }
 
+/// The group coordinator's settings, under Kafka's names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay_ms: i32,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout_ms: i32,
+    /// `group.max.size`.
+    pub max_size: i32,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: i32,
+    /// `offsets.commit.timeout.ms`.
+    pub offsets_commit_timeout_ms: i32,
+    /// `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: i32,
+}
+
 /// See the module doc. Each field names its Kafka key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerConfig {
@@ -211,6 +238,8 @@ pub struct BrokerConfig {
     pub raft_advertised_listener: Option<String>,
     /// The broker-level defaults of topic configs.
     pub log: LogDefaults,
+    /// The group coordinator's settings.
+    pub groups: GroupConfig,
     /// Every setting given, normalized; see [`BrokerConfig::explicit`].
     explicit: BTreeMap<String, String>,
 }
@@ -268,6 +297,19 @@ impl BrokerConfig {
             raft_listener: s.text("raft.listener").map(|v| socket_addr("raft.listener", &v)).transpose()?,
             raft_advertised_listener: s.text("raft.advertised.listener").map(|v| host_port("raft.advertised.listener", &v)).transpose()?,
             log,
+            groups: GroupConfig {
+                initial_rebalance_delay_ms: s.int("group.initial.rebalance.delay.ms"),
+                min_session_timeout_ms: s.int("group.min.session.timeout.ms"),
+                max_session_timeout_ms: s.int("group.max.session.timeout.ms"),
+                max_size: s.int("group.max.size"),
+                offset_metadata_max_bytes: s.int("offset.metadata.max.bytes"),
+                offsets_commit_timeout_ms: s.int("offsets.commit.timeout.ms"),
+                offsets_retention_ms: i64::from(s.int("offsets.retention.minutes")) * 60_000,
+                offsets_retention_check_interval_ms: s.long("offsets.retention.check.interval.ms"),
+                offsets_topic_num_partitions: s.int("offsets.topic.num.partitions"),
+                offsets_topic_replication_factor: i16::try_from(s.int("offsets.topic.replication.factor")).unwrap_or(3),
+                offsets_topic_segment_bytes: s.int("offsets.topic.segment.bytes"),
+            },
             explicit,
         };
         debug_assert!(!config.listeners.is_empty() && !config.log_dirs.is_empty());

@@ -12,18 +12,29 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod fetch_session;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 pub mod util;
 
 use std::future::Future;
@@ -90,6 +101,17 @@ pub const APIS: &[Api] = &[
     Api { key: ApiKey::IncrementalAlterConfigs, versions: incremental_alter_configs::VERSIONS },
     Api { key: ApiKey::DescribeCluster, versions: describe_cluster::VERSIONS },
     Api { key: ApiKey::DescribeTopicPartitions, versions: describe_topic_partitions::VERSIONS },
+    Api { key: ApiKey::OffsetCommit, versions: offset_commit::VERSIONS },
+    Api { key: ApiKey::OffsetFetch, versions: offset_fetch::VERSIONS },
+    Api { key: ApiKey::FindCoordinator, versions: find_coordinator::VERSIONS },
+    Api { key: ApiKey::JoinGroup, versions: join_group::VERSIONS },
+    Api { key: ApiKey::Heartbeat, versions: heartbeat::VERSIONS },
+    Api { key: ApiKey::LeaveGroup, versions: leave_group::VERSIONS },
+    Api { key: ApiKey::SyncGroup, versions: sync_group::VERSIONS },
+    Api { key: ApiKey::DescribeGroups, versions: describe_groups::VERSIONS },
+    Api { key: ApiKey::ListGroups, versions: list_groups::VERSIONS },
+    Api { key: ApiKey::DeleteGroups, versions: delete_groups::VERSIONS },
+    Api { key: ApiKey::OffsetDelete, versions: offset_delete::VERSIONS },
 ];
 
 pub fn served(key: ApiKey) -> Option<&'static RangeInclusive<i16>> {
@@ -147,6 +169,23 @@ pub async fn dispatch(ctx: RequestContext, request: Request) -> Result<Pending, 
         ApiKey::IncrementalAlterConfigs => simple!(incremental_alter_configs, IncrementalAlterConfigsRequest),
         ApiKey::DescribeCluster => simple!(describe_cluster, DescribeClusterRequest),
         ApiKey::DescribeTopicPartitions => simple!(describe_topic_partitions, DescribeTopicPartitionsRequest),
+        ApiKey::OffsetCommit => simple!(offset_commit, OffsetCommitRequest),
+        ApiKey::OffsetFetch => simple!(offset_fetch, OffsetFetchRequest),
+        ApiKey::FindCoordinator => simple!(find_coordinator, FindCoordinatorRequest),
+        ApiKey::JoinGroup => {
+            let req: JoinGroupRequest = decode_body(api_key, version, body)?;
+            Ok(join_group::handle(ctx, req).await)
+        }
+        ApiKey::SyncGroup => {
+            let req: SyncGroupRequest = decode_body(api_key, version, body)?;
+            Ok(sync_group::handle(ctx, req).await)
+        }
+        ApiKey::Heartbeat => simple!(heartbeat, HeartbeatRequest),
+        ApiKey::LeaveGroup => simple!(leave_group, LeaveGroupRequest),
+        ApiKey::DescribeGroups => simple!(describe_groups, DescribeGroupsRequest),
+        ApiKey::ListGroups => simple!(list_groups, ListGroupsRequest),
+        ApiKey::DeleteGroups => simple!(delete_groups, DeleteGroupsRequest),
+        ApiKey::OffsetDelete => simple!(offset_delete, OffsetDeleteRequest),
         other => Err(FrameError::BadBody { api: other, version, detail: "not served".into() }),
     }
 }

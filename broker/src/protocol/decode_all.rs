@@ -81,6 +81,17 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, FrameError> {
         ApiKey::IncrementalAlterConfigs => body!(IncrementalAlterConfigsRequest),
         ApiKey::DescribeCluster => body!(DescribeClusterRequest),
         ApiKey::DescribeTopicPartitions => body!(DescribeTopicPartitionsRequest),
+        ApiKey::OffsetCommit => body!(OffsetCommitRequest),
+        ApiKey::OffsetFetch => body!(OffsetFetchRequest),
+        ApiKey::FindCoordinator => body!(FindCoordinatorRequest),
+        ApiKey::JoinGroup => body!(JoinGroupRequest),
+        ApiKey::SyncGroup => body!(SyncGroupRequest),
+        ApiKey::Heartbeat => body!(HeartbeatRequest),
+        ApiKey::LeaveGroup => body!(LeaveGroupRequest),
+        ApiKey::DescribeGroups => body!(DescribeGroupsRequest),
+        ApiKey::ListGroups => body!(ListGroupsRequest),
+        ApiKey::DeleteGroups => body!(DeleteGroupsRequest),
+        ApiKey::OffsetDelete => body!(OffsetDeleteRequest),
         other => return Err(FrameError::BadBody { api: other, version, detail: "not served".into() }),
     }
     Ok(decoded)
@@ -229,7 +240,7 @@ mod tests {
             // DescribeCluster v0: its boolean, then no tagged-field count.
             ("truncated body", frame(ApiKey::DescribeCluster, 0, &[1])),
             ("unserved version", frame(ApiKey::Produce, 2, &[])),
-            ("unserved api", frame(ApiKey::JoinGroup, 5, &[])),
+            ("unserved api", frame(ApiKey::ConsumerGroupHeartbeat, 0, &[])),
         ];
         for (name, f) in cases {
             let (result, largest_bytes) = decode_measured(f);
@@ -273,6 +284,7 @@ mod tests {
                     AlterConfigs => AlterConfigsRequest, CreatePartitions => CreatePartitionsRequest,
                     IncrementalAlterConfigs => IncrementalAlterConfigsRequest, DescribeCluster => DescribeClusterRequest,
                     DescribeTopicPartitions => DescribeTopicPartitionsRequest,
+                    OffsetCommit => OffsetCommitRequest, OffsetFetch => OffsetFetchRequest, FindCoordinator => FindCoordinatorRequest, JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest, Heartbeat => HeartbeatRequest, LeaveGroup => LeaveGroupRequest, DescribeGroups => DescribeGroupsRequest, ListGroups => ListGroupsRequest, DeleteGroups => DeleteGroupsRequest, OffsetDelete => OffsetDeleteRequest,
                 );
                 let decoded = decode_request(frame(api.key, version, &body));
                 let decoded = decoded.unwrap_or_else(|e| panic!("{:?} v{version}: {e}", api.key));

@@ -1,0 +1,347 @@
+//! The group coordinator: one shard per `__consumer_offsets` partition this
+//! broker leads. A shard's groups and offsets live in memory behind one
+//! lock (Kafka's coordinator runtime likewise runs one partition's
+//! operations one at a time); its records are appended to that partition,
+//! and a shard is rebuilt from the log whenever this broker becomes its
+//! leader (the leader epoch changes).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fjord_storage::batch::BatchHeader;
+use kafka_protocol::ResponseError as E;
+use tokio::sync::OwnedMutexGuard;
+use tokio::time::Instant;
+
+use super::classic::{After, ClassicGroup, GroupLimits, State, Write};
+use super::offsets::Offsets;
+use super::records::{GroupRecord, GroupValue};
+use crate::config::BrokerConfig;
+use crate::metadata::MetadataStore;
+use crate::metadata::store::now_ms;
+use crate::partition::append::{Acks, AppendError, AppendWait};
+use crate::partition::{Partition, PartitionManager};
+use crate::protocol::records::{batch_records, batches, build_keyed_batch};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// How often deadlines (sessions, join and sync phases) are checked.
+const TICK: Duration = Duration::from_millis(100);
+/// How long loading waits for the previous leader's records to commit.
+const LOAD_WAIT: Duration = Duration::from_secs(5);
+
+/// Kafka's `partitionFor`: `Utils.abs(groupId.hashCode()) % partitions`,
+/// with Java's `String.hashCode` over UTF-16 code units, so a group has
+/// the same coordinator partition as in Kafka.
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    let hash = group.encode_utf16().fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
+}
+
+pub struct ShardState {
+    loaded_epoch: Option<i32>,
+    pub groups: HashMap<String, ClassicGroup>,
+    pub offsets: Offsets,
+}
+
+pub struct Shard {
+    pub index: i32,
+    pub partition: Arc<Partition>,
+    state: Arc<tokio::sync::Mutex<ShardState>>,
+}
+
+impl Shard {
+    /// The shard's state, for finishing an operation after its write
+    /// committed (without reloading: the state may have moved on).
+    pub fn state(&self) -> &Arc<tokio::sync::Mutex<ShardState>> {
+        &self.state
+    }
+}
+
+/// A shard locked for one operation.
+pub struct Locked {
+    pub shard: Arc<Shard>,
+    pub state: OwnedMutexGuard<ShardState>,
+}
+
+pub struct GroupCoordinator {
+    pub config: Arc<BrokerConfig>,
+    partitions: Arc<PartitionManager>,
+    metadata: Arc<MetadataStore>,
+    shards: Mutex<HashMap<i32, Arc<Shard>>>,
+    pub limits: GroupLimits,
+}
+
+/// The coordinator error for a failed `__consumer_offsets` write (Kafka's
+/// `CoordinatorOperationExceptionHelper`): clients retry these.
+pub fn write_error_code(e: &AppendError) -> i16 {
+    match e {
+        AppendError::NotLeader | AppendError::Failed(_) => E::NotCoordinator.code(),
+        AppendError::Timeout => E::CoordinatorNotAvailable.code(),
+        AppendError::MessageTooLarge { .. } | AppendError::RecordListTooLarge { .. } => E::UnknownServerError.code(),
+        _ => E::UnknownServerError.code(),
+    }
+}
+
+impl GroupCoordinator {
+    pub fn new(config: Arc<BrokerConfig>, partitions: Arc<PartitionManager>, metadata: Arc<MetadataStore>) -> Arc<Self> {
+        let g = &config.groups;
+        let limits = GroupLimits {
+            initial_rebalance_delay: Duration::from_millis(g.initial_rebalance_delay_ms.max(0) as u64),
+            max_size: usize::try_from(g.max_size).unwrap_or(usize::MAX),
+        };
+        Arc::new(Self { config, partitions, metadata, shards: Mutex::new(HashMap::new()), limits })
+    }
+
+    /// The number of `__consumer_offsets` partitions, if the topic exists.
+    pub fn partition_count(&self) -> Option<i32> {
+        self.metadata.image().topic(OFFSETS_TOPIC).map(|t| t.partition_count())
+    }
+
+    /// The `__consumer_offsets` partition of `group`, if the topic exists.
+    pub fn partition_of(&self, group: &str) -> Option<i32> {
+        self.partition_count().map(|n| partition_for(group, n))
+    }
+
+    /// Locks the shard coordinating `group`, loading it first if this
+    /// broker has just become its leader. NOT_COORDINATOR when this broker
+    /// does not lead the group's partition.
+    pub async fn lock(&self, group: &str) -> Result<Locked, i16> {
+        let index = self.partition_of(group).ok_or(E::CoordinatorNotAvailable.code())?;
+        self.lock_shard(index).await
+    }
+
+    pub async fn lock_shard(&self, index: i32) -> Result<Locked, i16> {
+        let partition = self.partitions.get(OFFSETS_TOPIC, index).ok_or(E::NotCoordinator.code())?;
+        if !partition.is_leader() {
+            return Err(E::NotCoordinator.code());
+        }
+        let shard = {
+            let mut shards = self.shards.lock().expect("shards lock");
+            let current = shards.get(&index).filter(|s| Arc::ptr_eq(&s.partition, &partition)).cloned();
+            current.unwrap_or_else(|| {
+                let shard = Arc::new(Shard {
+                    index,
+                    partition: Arc::clone(&partition),
+                    state: Arc::new(tokio::sync::Mutex::new(ShardState {
+                        loaded_epoch: None,
+                        groups: HashMap::new(),
+                        offsets: Offsets::default(),
+                    })),
+                });
+                shards.insert(index, Arc::clone(&shard));
+                shard
+            })
+        };
+        let mut state = Arc::clone(&shard.state).lock_owned().await;
+        let epoch = shard.partition.leader_epoch();
+        if state.loaded_epoch != Some(epoch) {
+            load(&shard.partition, &mut state).await?;
+            state.loaded_epoch = Some(epoch);
+        }
+        Ok(Locked { shard, state })
+    }
+
+    /// The shards loaded on this broker whose partition it still leads.
+    pub fn loaded_shards(&self) -> Vec<Arc<Shard>> {
+        self.shards.lock().expect("shards lock").values().filter(|s| s.partition.is_leader()).cloned().collect()
+    }
+
+    /// Appends `records` to the shard's partition; call with the shard
+    /// locked so records reach the log in the order state changed. The
+    /// returned future waits for the commit and yields the first record's offset.
+    pub async fn propose(&self, shard: &Shard, records: &[GroupRecord]) -> Result<AppendWait, i16> {
+        if !records.iter().all(GroupRecord::fits) {
+            // Kafka refuses such strings when it parses the request.
+            return Err(E::InvalidRequest.code());
+        }
+        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = records.iter().map(GroupRecord::encode).collect();
+        let batch = build_keyed_batch(&encoded, now_ms());
+        let timeout = Duration::from_millis(self.config.groups.offsets_commit_timeout_ms.max(1) as u64);
+        shard.partition.append(bytes::Bytes::from(batch), Acks::All, timeout).await.map_err(|e| write_error_code(&e))
+    }
+
+    /// Writes what a group operation asked for, and carries out what follows
+    /// each write once it is committed. Call with the shard locked.
+    pub async fn write_group(self: &Arc<Self>, locked: &Locked, group: &str, writes: Vec<Write>) {
+        for Write { value, then } in writes {
+            let record = GroupRecord::Group { group: group.to_string(), value };
+            let proposed = self.propose(&locked.shard, &[record]).await;
+            let me = Arc::clone(self);
+            let shard = Arc::clone(&locked.shard);
+            let group = group.to_string();
+            tokio::spawn(async move {
+                let result = match proposed {
+                    Ok(wait) => wait.await.map(|_| ()).map_err(|e| write_error_code(&e)),
+                    Err(code) => Err(code),
+                };
+                if let Err(code) = result {
+                    tracing::warn!(group, code, "group record not written");
+                }
+                if let After::CompleteSync(generation) = then {
+                    let mut state = shard.state.lock().await;
+                    if let Some(g) = state.groups.get_mut(&group) {
+                        g.complete_sync(generation, result, &me.limits, Instant::now(), now_ms());
+                    }
+                }
+            });
+        }
+    }
+
+    /// Runs group deadlines every [`TICK`] and offset expiry every
+    /// `offsets.retention.check.interval.ms`, for as long as the broker runs.
+    pub async fn run(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let expiry_every = Duration::from_millis(self.config.groups.offsets_retention_check_interval_ms.max(1) as u64);
+        let mut next_expiry = Instant::now() + expiry_every;
+        loop {
+            ticker.tick().await;
+            let now = Instant::now();
+            let expire = now >= next_expiry;
+            if expire {
+                next_expiry = now + expiry_every;
+            }
+            for shard in self.loaded_shards() {
+                let Ok(locked) = self.lock_shard(shard.index).await else { continue };
+                self.tick_shard(locked, expire).await;
+            }
+        }
+    }
+
+    async fn tick_shard(self: &Arc<Self>, mut locked: Locked, expire_offsets: bool) {
+        let now = Instant::now();
+        let now_ms = now_ms();
+        let mut all = Vec::new();
+        for (id, g) in locked.state.groups.iter_mut() {
+            let writes = g.tick(&self.limits, now, now_ms);
+            if !writes.is_empty() {
+                all.push((id.clone(), writes));
+            }
+        }
+        for (id, writes) in all {
+            self.write_group(&locked, &id, writes).await;
+        }
+        if expire_offsets {
+            super::expiry::expire(self, &mut locked, now_ms).await;
+        }
+    }
+}
+
+/// Rebuilds a shard from its partition: the last record of each key wins.
+async fn load(partition: &Partition, state: &mut ShardState) -> Result<(), i16> {
+    let started = Instant::now();
+    let mut hw = partition.watch_high_watermark();
+    let caught_up = tokio::time::timeout(LOAD_WAIT, async {
+        loop {
+            if *hw.borrow_and_update() >= partition.log_end_offset() {
+                return;
+            }
+            if hw.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    if caught_up.await.is_err() {
+        return Err(E::CoordinatorLoadInProgress.code());
+    }
+    state.groups.clear();
+    state.offsets = Offsets::default();
+    let end = partition.high_watermark();
+    let mut at = partition.log_start_offset();
+    let mut groups: HashMap<String, Option<GroupValue>> = HashMap::new();
+    let mut records = 0usize;
+    while at < end {
+        let read = partition.read(at, 1 << 20, end).map_err(|e| {
+            tracing::warn!(partition = partition.index, "loading {OFFSETS_TOPIC}: {e}");
+            E::CoordinatorLoadInProgress.code()
+        })?;
+        if read.is_empty() || read.next_offset <= at {
+            break;
+        }
+        for slice in &read.slices {
+            for (header, bytes) in batches(slice) {
+                if header.is_control() || header.last_offset() < at {
+                    continue;
+                }
+                apply_batch(partition, &header, bytes, state, &mut groups, &mut records);
+            }
+        }
+        at = read.next_offset;
+    }
+    let now = Instant::now();
+    for (id, value) in groups {
+        if let Some(v) = value {
+            state.groups.insert(id.clone(), ClassicGroup::from_value(&id, &v, now));
+        }
+    }
+    let simple: Vec<String> = state.offsets.groups().filter(|g| !state.groups.contains_key(*g)).cloned().collect();
+    for id in simple {
+        // Offsets without a group record: a group only committing (assign() or admin), Empty.
+        state.groups.insert(id.clone(), ClassicGroup::new(&id, now_ms()));
+    }
+    tracing::info!(
+        partition = partition.index,
+        groups = state.groups.len(),
+        records,
+        ms = started.elapsed().as_millis() as u64,
+        "loaded {OFFSETS_TOPIC} partition"
+    );
+    Ok(())
+}
+
+fn apply_batch(
+    partition: &Partition,
+    header: &BatchHeader,
+    bytes: &[u8],
+    state: &mut ShardState,
+    groups: &mut HashMap<String, Option<GroupValue>>,
+    count: &mut usize,
+) {
+    let records = match batch_records(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(partition = partition.index, base_offset = header.base_offset, "skipping unreadable batch: {e}");
+            return;
+        }
+    };
+    for (offset, key, value) in records {
+        let Some(key) = key else { continue };
+        *count += 1;
+        match GroupRecord::decode(&key, value.as_deref()) {
+            Ok(Some(GroupRecord::Offset { group, topic, partition: p, value })) => state.offsets.apply(&group, (topic, p), value, offset),
+            Ok(Some(GroupRecord::Group { group, value })) => {
+                groups.insert(group, value);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(partition = partition.index, offset, "skipping unreadable record: {e}"),
+        }
+    }
+}
+
+/// Whether a group in this state has members (DeleteGroups refuses those).
+pub fn is_active(state: State) -> bool {
+    matches!(state, State::Stable | State::PreparingRebalance | State::CompletingRebalance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_matches_kafkas_string_hash() {
+        // Java: "console-consumer-1".hashCode() etc., computed with the JDK.
+        assert_eq!(partition_for("", 50), 0);
+        assert_eq!(partition_for("a", 50), 97 % 50);
+        // "ab".hashCode() = 97*31+98 = 3105.
+        assert_eq!(partition_for("ab", 50), 3105 % 50);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE; Utils.abs makes it 0.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        // Non-BMP characters hash as two UTF-16 units: "😀" is \ud83d\ude00 = 55357*31+56832.
+        assert_eq!(partition_for("😀", 1000), (55357 * 31 + 56832) % 1000);
+        // A negative hash: "my-group".hashCode() is -1906497762; abs % 50 = 12.
+        assert_eq!(partition_for("my-group", 50), 12);
+    }
+}

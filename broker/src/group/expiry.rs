@@ -1,0 +1,65 @@
+//! Offset retention (`offsets.retention.minutes`), Kafka's
+//! `cleanupExpiredOffsets`: an empty group's offsets expire that long after
+//! it became empty; a group that only commits, that long after each
+//! commit; a consuming group keeps the offsets of topics it subscribes to.
+//! A group left with no offsets and no members is deleted.
+
+use std::sync::Arc;
+
+use super::classic::State;
+use super::coordinator::{GroupCoordinator, Locked, write_error_code};
+use super::records::GroupRecord;
+
+pub async fn expire(coordinator: &Arc<GroupCoordinator>, locked: &mut Locked, now_ms: i64) {
+    let retention = coordinator.config.groups.offsets_retention_ms;
+    let state = &mut *locked.state;
+    let mut records = Vec::new();
+    let mut emptied = Vec::new();
+    for (id, g) in &state.groups {
+        let subscribed = match g.state {
+            State::Empty => Some(Default::default()),
+            _ if g.protocol_type.as_deref() == Some("consumer") => g.subscribed_topics(),
+            _ => None,
+        };
+        let Some(subscribed) = subscribed else { continue };
+        let mut kept = 0usize;
+        for ((topic, p), c) in state.offsets.of_group(id) {
+            let base = if g.state == State::Empty && g.protocol_type.is_some() { g.state_timestamp } else { c.value.commit_timestamp };
+            let expired = match c.value.expire_timestamp {
+                Some(at) => now_ms >= at,
+                None => !subscribed.contains(topic) && now_ms.saturating_sub(base) >= retention,
+            };
+            if expired {
+                records.push(GroupRecord::Offset { group: id.clone(), topic: topic.clone(), partition: *p, value: None });
+            } else {
+                kept += 1;
+            }
+        }
+        if kept == 0 && g.state == State::Empty && g.is_empty() {
+            emptied.push(id.clone());
+            records.push(GroupRecord::Group { group: id.clone(), value: None });
+        }
+    }
+    if records.is_empty() {
+        return;
+    }
+    let appended = match coordinator.propose(&locked.shard, &records).await {
+        Ok(wait) => wait.await.map_err(|e| write_error_code(&e)),
+        Err(code) => Err(code),
+    };
+    let Ok(appended) = appended else {
+        tracing::warn!(partition = locked.shard.index, "expired offsets not deleted: the write failed");
+        return;
+    };
+    tracing::info!(partition = locked.shard.index, records = records.len(), groups = emptied.len(), "expired offsets deleted");
+    for (i, r) in records.into_iter().enumerate() {
+        if let GroupRecord::Offset { group, topic, partition, value } = r {
+            locked.state.offsets.apply(&group, (topic, partition), value, appended.base_offset + i as i64);
+        }
+    }
+    for id in emptied {
+        if !locked.state.offsets.has_group(&id) && locked.state.groups.get(&id).is_some_and(|g| g.state == State::Empty && g.is_empty()) {
+            locked.state.groups.remove(&id);
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! DeleteGroups (key 42): removes empty groups and their offsets
+//! (tombstones in `__consumer_offsets`); a group with members is refused
+//! with NON_EMPTY_GROUP.
+
+use std::ops::RangeInclusive;
+
+use kafka_protocol::ResponseError as E;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use super::RequestContext;
+use crate::group::classic::State;
+use crate::group::coordinator::{is_active, write_error_code};
+use crate::group::records::GroupRecord;
+use crate::metadata::store::now_ms;
+
+pub const VERSIONS: RangeInclusive<i16> = 0..=2;
+
+pub async fn handle(ctx: &RequestContext, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for id in &req.groups_names {
+        let code = delete(ctx, id).await.err().unwrap_or(0);
+        results.push(DeletableGroupResult::default().with_group_id(id.clone()).with_error_code(code));
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+async fn delete(ctx: &RequestContext, id: &str) -> Result<(), i16> {
+    let coordinator = &ctx.broker.groups;
+    let mut locked = coordinator.lock(id).await?;
+    let group = locked.state.groups.get(id).filter(|g| g.state != State::Dead).ok_or(E::GroupIdNotFound.code())?;
+    if is_active(group.state) {
+        return Err(E::NonEmptyGroup.code());
+    }
+    let mut records: Vec<GroupRecord> = locked
+        .state
+        .offsets
+        .of_group(id)
+        .map(|((topic, p), _)| GroupRecord::Offset { group: id.to_string(), topic: topic.clone(), partition: *p, value: None })
+        .collect();
+    records.push(GroupRecord::Group { group: id.to_string(), value: None });
+    let wait = coordinator.propose(&locked.shard, &records).await?;
+    // Gone at once, as in Kafka: the group is Dead while its tombstones commit.
+    if let Some(mut g) = locked.state.groups.remove(id) {
+        g.kill(now_ms());
+    }
+    let shard = std::sync::Arc::clone(&locked.shard);
+    drop(locked);
+    let appended = wait.await.map_err(|e| write_error_code(&e))?;
+    let mut state = shard.state().lock().await;
+    for (i, r) in records.into_iter().enumerate() {
+        if let GroupRecord::Offset { group, topic, partition, value } = r {
+            state.offsets.apply(&group, (topic, partition), value, appended.base_offset + i as i64);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! FindCoordinator (key 10): the broker leading the key's
+//! `__consumer_offsets` partition, at the address advertised on the
+//! listener the request came in on. v4+ batches keys, each with its own error.
+
+use std::ops::RangeInclusive;
+
+use kafka_protocol::ResponseError as E;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+
+use super::RequestContext;
+use super::util::str_bytes;
+use crate::group::topic::ensure_offsets_topic;
+
+pub const VERSIONS: RangeInclusive<i16> = 0..=6;
+
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
+pub async fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let keys: Vec<String> =
+        if ctx.api_version >= 4 { req.coordinator_keys.iter().map(|k| k.to_string()).collect() } else { vec![req.key.to_string()] };
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        found.push(find(ctx, req.key_type, &key).await);
+    }
+    if ctx.api_version >= 4 {
+        return FindCoordinatorResponse::default().with_coordinators(found);
+    }
+    let c = found.pop().unwrap_or_default();
+    let resp = FindCoordinatorResponse::default().with_error_code(c.error_code).with_error_message(c.error_message);
+    if c.error_code != 0 {
+        return resp.with_node_id(BrokerId(-1)).with_host(str_bytes("")).with_port(-1);
+    }
+    resp.with_node_id(c.node_id).with_host(c.host).with_port(c.port)
+}
+
+async fn find(ctx: &RequestContext, key_type: i8, key: &str) -> Coordinator {
+    let failed = |code: E, message: &str| {
+        Coordinator::default()
+            .with_key(str_bytes(key))
+            .with_node_id(BrokerId(-1))
+            .with_host(str_bytes(""))
+            .with_port(-1)
+            .with_error_code(code.code())
+            .with_error_message(Some(str_bytes(message)))
+    };
+    match key_type {
+        GROUP => {}
+        // The transaction coordinator comes with transactions (issue 12);
+        // until then transactional producers get InitProducerId's answer.
+        TRANSACTION => return failed(E::TransactionalIdAuthorizationFailed, "Transactions are not supported yet."),
+        _ => return failed(E::InvalidRequest, &format!("Unsupported key type {key_type}.")),
+    }
+    if !ensure_offsets_topic(&ctx.broker).await {
+        return failed(E::CoordinatorNotAvailable, "The coordinator is not available.");
+    }
+    let groups = &ctx.broker.groups;
+    let leader =
+        groups.partition_of(key).and_then(|p| ctx.broker.partitions.get(crate::group::OFFSETS_TOPIC, p)).and_then(|p| p.leader_id());
+    let endpoint = ctx.broker.advertised(&ctx.listener);
+    match (leader, endpoint) {
+        (Some(node), Some(l)) if node == ctx.broker.config.node_id => Coordinator::default()
+            .with_key(str_bytes(key))
+            .with_node_id(BrokerId(node))
+            .with_host(str_bytes(&l.host))
+            .with_port(i32::from(l.port))
+            .with_error_message(None),
+        _ => failed(E::CoordinatorNotAvailable, "The coordinator is not available."),
+    }
+}
