@@ -191,7 +191,7 @@ pub struct ClassicGroup {
 }
 
 fn new_member_id(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::from_bytes(rand::random::<[u8; 16]>()).hyphenated())
+    format!("{prefix}-{}", uuid::Builder::from_random_bytes(rand::random()).into_uuid().hyphenated())
 }
 
 impl ClassicGroup {
