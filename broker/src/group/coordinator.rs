@@ -144,9 +144,10 @@ impl GroupCoordinator {
         Ok(Locked { shard, state })
     }
 
-    /// The shards loaded on this broker whose partition it still leads.
-    pub fn loaded_shards(&self) -> Vec<Arc<Shard>> {
-        self.shards.lock().expect("shards lock").values().filter(|s| s.partition.is_leader()).cloned().collect()
+    /// The `__consumer_offsets` partitions this broker leads now.
+    pub fn led_partitions(&self) -> Vec<i32> {
+        let Some(n) = self.partition_count() else { return Vec::new() };
+        (0..n).filter(|&i| self.partitions.get(OFFSETS_TOPIC, i).is_some_and(|p| p.is_leader())).collect()
     }
 
     /// Appends `records` to the shard's partition; call with the shard
@@ -204,8 +205,10 @@ impl GroupCoordinator {
             if expire {
                 next_expiry = now + expiry_every;
             }
-            for shard in self.loaded_shards() {
-                let Ok(locked) = self.lock_shard(shard.index).await else { continue };
+            // Every led partition, so a new leader loads its groups at once
+            // (ListGroups and sessions restored from the log need them).
+            for index in self.led_partitions() {
+                let Ok(locked) = self.lock_shard(index).await else { continue };
                 self.tick_shard(locked, expire).await;
             }
         }

@@ -17,8 +17,8 @@ pub async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsR
     let mut listed = Vec::new();
     if types_ok {
         let coordinator = &ctx.broker.groups;
-        for shard in coordinator.loaded_shards() {
-            let Ok(locked) = coordinator.lock_shard(shard.index).await else { continue };
+        for index in coordinator.led_partitions() {
+            let Ok(locked) = coordinator.lock_shard(index).await else { continue };
             for (id, g) in &locked.state.groups {
                 let state = g.state.as_str();
                 if !states.is_empty() && !states.contains(&state.to_lowercase()) {
