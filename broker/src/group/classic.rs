@@ -813,11 +813,11 @@ impl ClassicGroup {
     }
 
     fn after_removal(&mut self, limits: &GroupLimits, now: Instant, now_ms: i64, writes: &mut Vec<Write>) {
-        match self.state {
-            State::Stable | State::CompletingRebalance => self.prepare_rebalance(limits, now, now_ms),
-            State::PreparingRebalance => self.maybe_complete_join(now, now_ms, writes),
-            State::Empty | State::Dead => {}
+        if matches!(self.state, State::Stable | State::CompletingRebalance) {
+            self.prepare_rebalance(limits, now, now_ms);
         }
+        // The last member gone, or the rest already rejoined: the join ends now.
+        self.maybe_complete_join(now, now_ms, writes);
     }
 
     // ---- Timers -------------------------------------------------------

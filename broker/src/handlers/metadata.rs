@@ -82,6 +82,12 @@ async fn lookup_or_create(
     if !allow_create {
         return Err((ResponseError::UnknownTopicOrPartition, Some(name.to_string())));
     }
+    if name == crate::group::OFFSETS_TOPIC {
+        // Created as the coordinator needs it, not with num.partitions.
+        crate::group::topic::ensure_offsets_topic(broker).await;
+        *image = broker.metadata.image();
+        return image.topic(name).map(|t| describe_topic(broker, t)).ok_or((ResponseError::LeaderNotAvailable, Some(name.to_string())));
+    }
     let new = NewTopic {
         name: name.to_string(),
         num_partitions: -1,

@@ -29,6 +29,10 @@ async fn sync(ctx: &RequestContext, req: SyncGroupRequest) -> Answer<SyncReply> 
     if group_id.is_empty() {
         return Answer::Now(SyncReply::error(E::InvalidGroupId.code()));
     }
+    // v5 made both mandatory (KafkaApis: areMandatoryProtocolTypeAndNamePresent).
+    if ctx.api_version >= 5 && (req.protocol_type.is_none() || req.protocol_name.is_none()) {
+        return Answer::Now(SyncReply::error(E::InconsistentGroupProtocol.code()));
+    }
     let coordinator = &ctx.broker.groups;
     let mut locked = match coordinator.lock(&group_id).await {
         Ok(l) => l,
