@@ -72,17 +72,16 @@ fn heartbeat(c: &mut TcpStream, group: &str, member: &str, generation: i32) -> i
 }
 
 fn commit(c: &mut TcpStream, version: i16, group: &str, member: &str, generation: i32, parts: &[(&str, i32, i64, &str)]) -> Vec<i16> {
-    let topics = parts
-        .iter()
-        .map(|(t, p, o, m)| {
-            OffsetCommitRequestTopic::default().with_name(TopicName(s(t))).with_partitions(vec![
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*p)
-                    .with_committed_offset(*o)
-                    .with_committed_metadata(Some(s(m))),
-            ])
-        })
-        .collect();
+    // One entry per topic, its partitions in request order.
+    let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+    for (t, p, o, m) in parts {
+        let partition =
+            OffsetCommitRequestPartition::default().with_partition_index(*p).with_committed_offset(*o).with_committed_metadata(Some(s(m)));
+        match topics.iter_mut().find(|e| e.name.as_str() == *t) {
+            Some(e) => e.partitions.push(partition),
+            None => topics.push(OffsetCommitRequestTopic::default().with_name(TopicName(s(t))).with_partitions(vec![partition])),
+        }
+    }
     let req = OffsetCommitRequest::default()
         .with_group_id(gid(group))
         .with_generation_id_or_member_epoch(generation)
