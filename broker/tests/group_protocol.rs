@@ -260,3 +260,47 @@ fn admin_commits_and_refusals() {
     // The admin cannot commit for a group with members.
     assert_eq!(commit(&mut c, 9, g, "", -1, &[("wire-admin", 0, 9, "")]), vec![E::UnknownMemberId.code()]);
 }
+
+#[test]
+fn expired_offsets_are_deleted_and_their_empty_group_with_them() {
+    let b = Broker::start_with(&[("group.initial.rebalance.delay.ms", "0"), ("offsets.retention.check.interval.ms", "500")]);
+    let mut c = connect(&b);
+    create_topic(&mut c, "wire-expiry");
+    let g = "wire-expiry-group";
+    find_coordinator(&mut c, g);
+    // OffsetCommit v2-4 carry a retention time: it sets the commit's own expiry.
+    let commit_v2 = |c: &mut TcpStream, retention_ms: i64| {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(gid(g))
+            .with_generation_id_or_member_epoch(-1)
+            .with_retention_time_ms(retention_ms)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("wire-expiry")))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(3)]),
+            ]);
+        let resp: OffsetCommitResponse = request(c, ApiKey::OffsetCommit, 2, &req);
+        resp.topics[0].partitions[0].error_code
+    };
+    assert_eq!(commit_v2(&mut c, 1000), 0);
+    assert_eq!(fetch_all(&mut c, g).1.len(), 1, "committed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fetch_all(&mut c, g).1.is_empty() {
+        assert!(Instant::now() < deadline, "the offset never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The group had nothing else: it goes too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed: ListGroupsResponse = request(&mut c, ApiKey::ListGroups, 5, &ListGroupsRequest::default());
+        if listed.groups.iter().all(|l| l.group_id.as_str() != g) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the emptied group is still listed: {listed:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A commit with the default retention (7 days) stays.
+    assert_eq!(commit_v2(&mut c, -1), 0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fetch_all(&mut c, g).1.len(), 1, "kept");
+}
