@@ -211,6 +211,29 @@ impl GroupCoordinator {
                 let Ok(locked) = self.lock_shard(index).await else { continue };
                 self.tick_shard(locked, expire).await;
             }
+            self.unload_lost().await;
+        }
+    }
+
+    /// Drops the state of shards whose partition this broker no longer
+    /// leads: parked joins and syncs learn NOT_COORDINATOR and find the new one.
+    async fn unload_lost(&self) {
+        let lost: Vec<Arc<Shard>> = {
+            let mut shards = self.shards.lock().expect("shards lock");
+            let lost: Vec<i32> = shards.iter().filter(|(_, s)| !s.partition.is_leader()).map(|(i, _)| *i).collect();
+            lost.into_iter().filter_map(|i| shards.remove(&i)).collect()
+        };
+        for shard in lost {
+            let mut state = shard.state.lock().await;
+            if state.loaded_epoch.take().is_some() {
+                tracing::info!(
+                    partition = shard.index,
+                    groups = state.groups.len(),
+                    "no longer the coordinator of {OFFSETS_TOPIC} partition"
+                );
+            }
+            state.groups.clear();
+            state.offsets = Offsets::default();
         }
     }
 

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::util::str_bytes;
 use super::{Pending, RequestContext, ready, respond};
-use crate::group::classic::{Answer, ClassicGroup, JoinReply, JoinRequest};
+use crate::group::classic::{Answer, ClassicGroup, JoinReply, JoinRequest, State};
 use crate::metadata::store::now_ms;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=9;
@@ -77,6 +77,11 @@ async fn join(ctx: &RequestContext, req: JoinGroupRequest) -> Answer<JoinReply> 
     };
     let group = locked.state.groups.get_mut(&group_id).expect("inserted above");
     let (answer, writes) = group.join(request, &coordinator.limits, Instant::now(), now_ms());
+    let unused = group.state == State::Empty && group.is_empty() && !locked.state.offsets.has_group(&group_id);
+    if unused && writes.is_empty() {
+        // A refused first join leaves nothing behind.
+        locked.state.groups.remove(&group_id);
+    }
     coordinator.write_group(&locked, &group_id, writes).await;
     answer
 }

@@ -137,11 +137,10 @@ fn leaving_rebalances_and_the_last_leaver_empties_the_group() {
     assert_eq!(ra.try_recv().unwrap().generation, 2);
     let (codes, writes) = g.leave(&[(a.clone(), None)], &l, t, 5);
     assert_eq!(codes, vec![0]);
-    assert_eq!(g.state, State::PreparingRebalance);
-    g.tick(&l, t + SECOND, 5);
-    assert!(writes.is_empty());
-    assert_eq!(g.state, State::Empty, "no members left");
+    assert_eq!(g.state, State::Empty, "no members left: the join phase ends at once");
     assert_eq!(g.generation, 3);
+    assert_eq!(writes.len(), 1, "the empty group is written");
+    assert!(writes[0].value.as_ref().is_some_and(|v| v.members.is_empty()));
 }
 
 #[test]
