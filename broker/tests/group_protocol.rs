@@ -304,3 +304,26 @@ fn expired_offsets_are_deleted_and_their_empty_group_with_them() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(fetch_all(&mut c, g).1.len(), 1, "kept");
 }
+
+#[test]
+fn a_deleted_topic_takes_its_committed_offsets_along() {
+    let b = start();
+    let mut c = connect(&b);
+    create_topic(&mut c, "wire-doomed");
+    create_topic(&mut c, "wire-kept");
+    let g = "wire-deleting-group";
+    find_coordinator(&mut c, g);
+    assert_eq!(commit(&mut c, 9, g, "", -1, &[("wire-doomed", 0, 11, ""), ("wire-kept", 0, 12, "")]), vec![0, 0]);
+    let delete = DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("wire-doomed"))]).with_timeout_ms(30_000);
+    let deleted: DeleteTopicsResponse = request(&mut c, ApiKey::DeleteTopics, 5, &delete);
+    assert_eq!(deleted.responses[0].error_code, 0, "{deleted:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, offsets) = fetch_all(&mut c, g);
+        if offsets == vec![("wire-kept".to_string(), 0, 12, String::new())] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the deleted topic's offset is still there: {offsets:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -5,7 +5,7 @@
 //! and a shard is rebuilt from the log whenever this broker becomes its
 //! leader (the leader epoch changes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ use super::classic::{After, ClassicGroup, GroupLimits, State, Write};
 use super::offsets::Offsets;
 use super::records::{GroupRecord, GroupValue};
 use crate::config::BrokerConfig;
-use crate::metadata::MetadataStore;
 use crate::metadata::store::now_ms;
+use crate::metadata::{MetadataImage, MetadataStore};
 use crate::partition::append::{Acks, AppendError, AppendWait};
 use crate::partition::{Partition, PartitionManager};
 use crate::protocol::records::{batch_records, batches, build_keyed_batch};
@@ -198,12 +198,24 @@ impl GroupCoordinator {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let expiry_every = Duration::from_millis(self.config.groups.offsets_retention_check_interval_ms.max(1) as u64);
         let mut next_expiry = Instant::now() + expiry_every;
+        let mut image = self.metadata.image();
         loop {
             ticker.tick().await;
             let now = Instant::now();
             let expire = now >= next_expiry;
             if expire {
                 next_expiry = now + expiry_every;
+            }
+            let latest = self.metadata.image();
+            if !Arc::ptr_eq(&latest, &image) {
+                let deleted = deleted_topics(&image, &latest);
+                image = latest;
+                if !deleted.is_empty() {
+                    for index in self.led_partitions() {
+                        let Ok(mut locked) = self.lock_shard(index).await else { continue };
+                        super::expiry::forget_topics(&self, &mut locked, &deleted).await;
+                    }
+                }
             }
             // Every led partition, so a new leader loads its groups at once
             // (ListGroups and sessions restored from the log need them).
@@ -254,6 +266,11 @@ impl GroupCoordinator {
             super::expiry::expire(self, &mut locked, now_ms).await;
         }
     }
+}
+
+/// Topics of `old` that `new` no longer has, or has under another id (deleted and created again).
+fn deleted_topics(old: &MetadataImage, new: &MetadataImage) -> HashSet<String> {
+    old.topics.values().filter(|t| new.topic(&t.name).is_none_or(|n| n.id != t.id)).map(|t| t.name.clone()).collect()
 }
 
 /// Rebuilds a shard from its partition: the last record of each key wins.

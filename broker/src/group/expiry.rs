@@ -4,11 +4,33 @@
 //! commit; a consuming group keeps the offsets of topics it subscribes to.
 //! A group left with no offsets and no members is deleted.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::classic::State;
 use super::coordinator::{GroupCoordinator, Locked, write_error_code};
 use super::records::GroupRecord;
+
+/// Deletes the committed offsets of deleted topics, as Kafka's coordinator
+/// does (`onPartitionsDeleted`): a topic created again under the same name
+/// starts with no offsets, so its groups do not skip its first records.
+pub async fn forget_topics(coordinator: &Arc<GroupCoordinator>, locked: &mut Locked, topics: &HashSet<String>) {
+    let records: Vec<GroupRecord> = locked
+        .state
+        .groups
+        .keys()
+        .flat_map(|id| {
+            let offsets = locked.state.offsets.of_group(id);
+            offsets.filter(|((t, _), _)| topics.contains(t)).map(|((topic, p), _)| GroupRecord::Offset {
+                group: id.clone(),
+                topic: topic.clone(),
+                partition: *p,
+                value: None,
+            })
+        })
+        .collect();
+    write_tombstones(coordinator, locked, records, "offsets of deleted topics").await;
+}
 
 pub async fn expire(coordinator: &Arc<GroupCoordinator>, locked: &mut Locked, now_ms: i64) {
     let retention = coordinator.config.groups.offsets_retention_ms;
@@ -40,26 +62,34 @@ pub async fn expire(coordinator: &Arc<GroupCoordinator>, locked: &mut Locked, no
             records.push(GroupRecord::Group { group: id.clone(), value: None });
         }
     }
-    if records.is_empty() {
+    if !write_tombstones(coordinator, locked, records, "expired offsets").await {
         return;
-    }
-    let appended = match coordinator.propose(&locked.shard, &records).await {
-        Ok(wait) => wait.await.map_err(|e| write_error_code(&e)),
-        Err(code) => Err(code),
-    };
-    let Ok(appended) = appended else {
-        tracing::warn!(partition = locked.shard.index, "expired offsets not deleted: the write failed");
-        return;
-    };
-    tracing::info!(partition = locked.shard.index, records = records.len(), groups = emptied.len(), "expired offsets deleted");
-    for (i, r) in records.into_iter().enumerate() {
-        if let GroupRecord::Offset { group, topic, partition, value } = r {
-            locked.state.offsets.apply(&group, (topic, partition), value, appended.base_offset + i as i64);
-        }
     }
     for id in emptied {
         if !locked.state.offsets.has_group(&id) && locked.state.groups.get(&id).is_some_and(|g| g.state == State::Empty && g.is_empty()) {
             locked.state.groups.remove(&id);
         }
     }
+}
+
+/// Writes tombstones and applies them once committed; whether they were.
+async fn write_tombstones(coordinator: &Arc<GroupCoordinator>, locked: &mut Locked, records: Vec<GroupRecord>, what: &str) -> bool {
+    if records.is_empty() {
+        return true;
+    }
+    let appended = match coordinator.propose(&locked.shard, &records).await {
+        Ok(wait) => wait.await.map_err(|e| write_error_code(&e)),
+        Err(code) => Err(code),
+    };
+    let Ok(appended) = appended else {
+        tracing::warn!(partition = locked.shard.index, "{what} not deleted: the write failed");
+        return false;
+    };
+    tracing::info!(partition = locked.shard.index, records = records.len(), "{what} deleted");
+    for (i, r) in records.into_iter().enumerate() {
+        if let GroupRecord::Offset { group, topic, partition, value } = r {
+            locked.state.offsets.apply(&group, (topic, partition), value, appended.base_offset + i as i64);
+        }
+    }
+    true
 }
