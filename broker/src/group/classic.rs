@@ -525,6 +525,7 @@ impl ClassicGroup {
         writes: &mut Vec<Write>,
     ) -> Answer<JoinReply> {
         let old_id = self.statics.get(instance).cloned().expect("known instance");
+        let old_leader = self.leader.clone();
         let mut m = self.members.remove(&old_id).expect("static member present");
         m.answer_join(JoinReply::error(E::FencedInstanceId.code(), &old_id));
         m.answer_sync(SyncReply::error(E::FencedInstanceId.code()));
@@ -551,6 +552,10 @@ impl ClassicGroup {
                 reply.skip_assignment = is_leader && req.version >= 9;
                 if !reply.skip_assignment {
                     reply.members.clear();
+                    // Before v9 Kafka names the leader as it was before the
+                    // replacement, so a returning leader does not run its
+                    // assignor for a group that stays Stable.
+                    reply.leader = old_leader.unwrap_or_default();
                 }
                 Answer::Now(reply)
             }

@@ -4,6 +4,8 @@ for broker/tests/groups_clients.rs.
   groups_consumer.py --client confluent|kafka-python --brokers B --topic T
                      --group G --client-id C [--session-timeout-ms 30000]
                      [--heartbeat-interval-ms 500] [--max-seconds 300]
+                     [--group-instance-id I] [--assignment-strategy S]
+                     [--debug CONTEXTS]
 
 Subscribes to T in group G (classic protocol, the clients' default
 assignors), from the earliest offset when the group has none committed, with
@@ -14,6 +16,19 @@ flushes, then commits the positions after them synchronously. It also prints
 assignment: both clients' default assignors are eager), and "#commit-failed
 <TAB>reason" when a commit fails (a rebalance may fail one; the records are
 then read again by whoever gets the partition, which is at-least-once).
+
+Three options, confluent only, for broker/tests/groups_rebalance.rs; without
+them nothing above changes:
+- --group-instance-id I sets group.instance.id (a static member, KIP-345).
+- --assignment-strategy S sets partition.assignment.strategy. With
+  "cooperative-sticky" the callbacks receive increments: "#assigned" still
+  prints the whole assignment (after the increment), and each callback also
+  prints "#incremental-assign<TAB>p,..." or "#incremental-revoke<TAB>p,..."
+  (after "#revoked"); the client applies the increments itself once the
+  callbacks return.
+- --debug CONTEXTS sets librdkafka's debug (e.g. "cgrp"): its log on stderr.
+With --group-instance-id or --assignment-strategy the member also prints
+"#member<TAB>member id" after each "#assigned".
 
 SIGTERM stops it: it closes the consumer (which leaves the group), prints
 "#closed" and exits 0. It also gives up after --max-seconds, exiting 1, so an
@@ -40,14 +55,18 @@ def emit(text):
     sys.stdout.flush()
 
 
+def partition_list(partitions):
+    return ",".join(str(p) for p in sorted(partitions))
+
+
 def assigned(partitions):
-    emit("#assigned\t" + ",".join(str(p) for p in sorted(partitions)) + "\n")
+    emit("#assigned\t" + partition_list(partitions) + "\n")
 
 
 def run_confluent(args, deadline):
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    consumer = Consumer({
+    config = {
         "bootstrap.servers": args.brokers,
         "group.id": args.group,
         "client.id": args.client_id,
@@ -55,12 +74,33 @@ def run_confluent(args, deadline):
         "heartbeat.interval.ms": args.heartbeat_interval_ms,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
-    })
-    consumer.subscribe(
-        [args.topic],
-        on_assign=lambda _c, tps: assigned(tp.partition for tp in tps),
-        on_revoke=lambda _c, _tps: emit("#revoked\n"),
-    )
+    }
+    if args.group_instance_id is not None:
+        config["group.instance.id"] = args.group_instance_id
+    if args.assignment_strategy is not None:
+        config["partition.assignment.strategy"] = args.assignment_strategy
+    if args.debug is not None:
+        config["debug"] = args.debug
+    extended = args.group_instance_id is not None or args.assignment_strategy is not None
+    incremental = args.assignment_strategy == "cooperative-sticky"
+    consumer = Consumer(config)
+
+    def on_assign(c, tps):
+        new = {tp.partition for tp in tps}
+        if incremental:
+            assigned(new | {tp.partition for tp in c.assignment()})
+            emit("#incremental-assign\t" + partition_list(new) + "\n")
+        else:
+            assigned(new)
+        if extended:
+            emit(f"#member\t{c.memberid()}\n")
+
+    def on_revoke(c, tps):
+        emit("#revoked\n")
+        if incremental:
+            emit("#incremental-revoke\t" + partition_list(tp.partition for tp in tps) + "\n")
+
+    consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
     while not stop and time.monotonic() < deadline:
         msgs = consumer.consume(num_messages=100, timeout=0.2)
         if not msgs:
@@ -128,7 +168,12 @@ def main():
     p.add_argument("--session-timeout-ms", type=int, default=30000)
     p.add_argument("--heartbeat-interval-ms", type=int, default=500)
     p.add_argument("--max-seconds", type=float, default=300.0)
+    p.add_argument("--group-instance-id")
+    p.add_argument("--assignment-strategy")
+    p.add_argument("--debug")
     args = p.parse_args()
+    if args.client != "confluent" and any(o is not None for o in (args.group_instance_id, args.assignment_strategy, args.debug)):
+        p.error("--group-instance-id, --assignment-strategy and --debug are for --client confluent")
     signal.signal(signal.SIGTERM, on_term)
     deadline = time.monotonic() + args.max_seconds
     {"confluent": run_confluent, "kafka-python": run_kafka_python}[args.client](args, deadline)

@@ -186,6 +186,12 @@ fn a_restarted_static_member_takes_over_without_a_rebalance() {
     let (s, _) = g.sync(&r2.member_id, Some("i-1"), 1, None, None, vec![]);
     let Answer::Now(s) = s else { panic!("parked") };
     assert_eq!(s.assignment, Bytes::from_static(b"A"), "the assignment moved to the new id");
+    // Before v9 there is no SkipAssignment: the reply names the old leader id,
+    // so the returning leader does not assign (librdkafka sends v5).
+    let r3 = now_reply(g.join(JoinRequest { version: 5, ..req("", Some("i-1"), &range()) }, &l, t0 + 2 * SECOND, 0).0);
+    assert_eq!((r3.error, r3.skip_assignment, r3.members.len()), (0, false, 0));
+    assert_eq!(r3.leader, r2.member_id, "the leader as it was before the replacement");
+    assert_eq!(g.leader.as_deref(), Some(r3.member_id.as_str()), "the group itself follows the new id");
 }
 
 #[test]
