@@ -29,90 +29,17 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{Broker, Ran, kafka_tool, run, run_ok};
-
-/// Each tool is a JVM start; several tests run at once on two cores.
-const T: Duration = Duration::from_secs(120);
+use support::groups::{Bg, Row, T, describe_group, group_state, groups, groups_ok, parse_rows, wait_for};
+use support::{Broker, kafka_tool, run_ok};
 
 // ---------------------------------------------------------------------------
 // kafka-consumer-groups
 
-/// Kafka's `kafka-consumer-groups` against `b`.
-fn consumer_groups_command(b: &Broker) -> Command {
-    let mut cmd = kafka_tool("kafka-consumer-groups");
-    cmd.args(["--bootstrap-server", &b.bootstrap()]);
-    cmd
-}
-
-fn groups(b: &Broker, args: &[&str]) -> Ran {
-    run(consumer_groups_command(b).args(args), None, T)
-}
-
-/// Runs kafka-consumer-groups and returns its stdout; fails the test if it
-/// exits non-zero or reports an error (it exits 0 on most errors).
-fn groups_ok(b: &Broker, args: &[&str]) -> String {
-    let ran = groups(b, args);
-    assert!(ran.status.success() && !ran.stdout.contains("Error:"), "kafka-consumer-groups {args:?} failed:\n{}", ran.text());
-    ran.stdout
-}
-
 fn list_groups(b: &Broker) -> BTreeSet<String> {
-    groups_ok(b, &["--list"]).lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
-}
-
-/// One row of `--describe` (the offsets view).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Row {
-    current: Option<i64>,
-    log_end: Option<i64>,
-    lag: Option<i64>,
-    consumer_id: Option<String>,
-    client_id: Option<String>,
-}
-
-/// `--describe --group G`: the printed text and its rows by (topic, partition).
-fn describe(b: &Broker, group: &str) -> (String, BTreeMap<(String, i32), Row>) {
-    let ran = groups(b, &["--describe", "--group", group]);
-    assert!(ran.status.success(), "kafka-consumer-groups --describe failed:\n{}", ran.text());
-    // Notes such as "Consumer group 'G' has no active members." go to stderr.
-    let out = format!("{}\n{}", ran.stdout, ran.stderr);
-    let rows =
-        parse_rows(&out, &["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"])
-            .into_iter()
-            .map(|f| {
-                assert_eq!(f[0], group, "a row of another group in:\n{out}");
-                let num = |s: &str| {
-                    if s == "-" { None } else { Some(s.parse::<i64>().unwrap_or_else(|_| panic!("bad number {s:?} in:\n{out}"))) }
-                };
-                let text = |s: &str| if s == "-" { None } else { Some(s.to_string()) };
-                let key = (f[1].clone(), f[2].parse().unwrap_or_else(|_| panic!("bad partition in:\n{out}")));
-                let row =
-                    Row { current: num(&f[3]), log_end: num(&f[4]), lag: num(&f[5]), consumer_id: text(&f[6]), client_id: text(&f[8]) };
-                (key, row)
-            })
-            .collect();
-    (out, rows)
-}
-
-/// The whitespace-separated fields of the rows under the header line that
-/// has exactly `header`'s columns (rows end at the first blank line).
-fn parse_rows(out: &str, header: &[&str]) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut lines = out.lines().skip_while(|l| l.split_whitespace().collect::<Vec<_>>() != header);
-    if lines.next().is_none() {
-        return rows;
-    }
-    for l in lines.take_while(|l| !l.trim().is_empty()) {
-        let f: Vec<String> = l.split_whitespace().map(str::to_string).collect();
-        assert_eq!(f.len(), header.len(), "a row with {} fields under {header:?}: {l:?} in:\n{out}", f.len());
-        rows.push(f);
-    }
-    rows
+    groups_ok(b, &["--list"]).stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
 /// Committed offsets (CURRENT-OFFSET) by (topic, partition), partitions
@@ -121,23 +48,11 @@ fn committed(rows: &BTreeMap<(String, i32), Row>) -> BTreeMap<(String, i32), i64
     rows.iter().filter_map(|(k, r)| Some((k.clone(), r.current?))).collect()
 }
 
-/// `--describe --state`: (state, member count).
-fn group_state(b: &Broker, group: &str) -> (String, usize) {
-    let out = groups_ok(b, &["--describe", "--group", group, "--state"]);
-    let row =
-        out.lines().find(|l| l.split_whitespace().next() == Some(group)).unwrap_or_else(|| panic!("no state row for {group} in:\n{out}"));
-    let f: Vec<&str> = row.split_whitespace().collect();
-    // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS, the
-    // coordinator being `host:port  (id)`.
-    assert!(f.len() >= 5, "unexpected --state row {row:?} in:\n{out}");
-    (f[f.len() - 2].to_string(), f[f.len() - 1].parse().unwrap_or_else(|_| panic!("bad #MEMBERS in {row:?}")))
-}
-
 /// `--reset-offsets` with `spec` and `mode` (`--dry-run` or `--execute`) on
 /// `topic`: the NEW-OFFSET table by partition.
 fn reset(b: &Broker, group: &str, topic: &str, spec: &[&str], mode: &str) -> BTreeMap<i32, i64> {
     let args = [&["--reset-offsets", "--group", group, "--topic", topic][..], spec, &[mode]].concat();
-    let out = groups_ok(b, &args);
+    let out = groups_ok(b, &args).stdout;
     let rows = parse_rows(&out, &["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]);
     assert!(!rows.is_empty(), "no NEW-OFFSET rows from {args:?}:\n{out}");
     rows.iter()
@@ -146,19 +61,6 @@ fn reset(b: &Broker, group: &str, topic: &str, spec: &[&str], mode: &str) -> BTr
             (f[2].parse().unwrap(), f[3].parse().unwrap())
         })
         .collect()
-}
-
-/// Polls `f` until it returns something, at most `limit`.
-fn wait_for<R>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<R>) -> R {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(r) = f() {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
-        // Most checks run a JVM tool; this only spaces out the cheap ones.
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -285,80 +187,6 @@ fn on_topic(topic: &str, map: &BTreeMap<i32, i64>) -> BTreeMap<(String, i32), i6
     map.iter().map(|(p, o)| ((topic.to_string(), *p), *o)).collect()
 }
 
-// ---------------------------------------------------------------------------
-// background clients
-
-/// A client running in the background with its output in files; SIGKILLed
-/// when dropped (its output printed if the test is failing).
-struct Bg {
-    name: String,
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Bg {
-    fn spawn(name: &str, dir: &Path, cmd: &mut Command) -> Bg {
-        let out = dir.join(format!("{name}.out"));
-        let err = dir.join(format!("{name}.err"));
-        cmd.stdin(Stdio::null()).stdout(File::create(&out).unwrap()).stderr(File::create(&err).unwrap());
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name} ({cmd:?}): {e}"));
-        Bg { name: name.to_string(), child: Some(child), out, err }
-    }
-
-    fn stdout(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// SIGKILL (kafka-tool.sh execs java, so this is the JVM itself).
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Waits for the process to exit by itself, at most `limit`.
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let child = self.child.as_mut().expect("already reaped");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{} still running after {limit:?}:\n{}\n{}", self.name, self.stdout(), self.stderr());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM (a consumer then closes and leaves its group), and wait.
-    fn terminate(&mut self, limit: Duration) -> ExitStatus {
-        let pid = self.child.as_ref().expect("already reaped").id();
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        self.wait(limit)
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            let tail = |s: String| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-            eprintln!(
-                "----- {}: stdout (end) -----\n{}\n----- stderr (end) -----\n{}",
-                self.name,
-                tail(self.stdout()),
-                tail(self.stderr())
-            );
-        }
-    }
-}
-
 /// Committed offsets sampled over time: fails the test if one goes back
 /// (or disappears) between samples.
 #[derive(Default)]
@@ -405,7 +233,7 @@ fn console_consumer_group_reads_all_then_only_new_records() {
     assert_eq!(ends.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2], "the keys should reach every partition");
 
     // Everything read is committed: CURRENT-OFFSET = LOG-END-OFFSET, no lag, no member.
-    let (out, rows) = describe(&b, group);
+    let (out, rows) = describe_group(&b, group);
     assert_eq!(committed(&rows), on_topic(topic, &ends), "committed offsets after reading everything:\n{out}");
     for (k, r) in &rows {
         assert_eq!((r.log_end, r.lag, &r.consumer_id), (ends.get(&k.1).copied(), Some(0), &None), "{k:?}:\n{out}");
@@ -416,7 +244,7 @@ fn console_consumer_group_reads_all_then_only_new_records() {
     // once it owns the partitions, produce 15 more; it must read exactly those.
     let mut second = Bg::spawn("second", work.path(), &mut console_consumer(&b, topic, group, &["--max-messages", "15"]));
     wait_for("the second consumer to own all 3 partitions", Duration::from_secs(60), || {
-        let (_, rows) = describe(&b, group);
+        let (_, rows) = describe_group(&b, group);
         let owners: BTreeSet<_> = rows.values().filter_map(|r| r.consumer_id.clone()).collect();
         (rows.len() == 3 && owners.len() == 1 && rows.values().all(|r| r.consumer_id.is_some())).then_some(())
     });
@@ -428,7 +256,7 @@ fn console_consumer_group_reads_all_then_only_new_records() {
     assert_reads(&read2, &more, &ends);
 
     let total: BTreeMap<i32, i64> = counts(&[read, read2].concat());
-    let (out, rows) = describe(&b, group);
+    let (out, rows) = describe_group(&b, group);
     assert_eq!(committed(&rows), on_topic(topic, &total), "committed offsets after the second run:\n{out}");
     assert!(rows.values().all(|r| r.lag == Some(0)), "lag left after the second run:\n{out}");
 }
@@ -465,7 +293,7 @@ fn three_console_consumers_share_six_partitions_and_survive_a_sigkill() {
 
     // Owners (CLIENT-ID) by partition, once every partition has one.
     let owners = |mono: &mut Monotonic| -> Option<BTreeMap<i32, String>> {
-        let (out, rows) = describe(&b, group);
+        let (out, rows) = describe_group(&b, group);
         mono.observe(&rows, &out);
         let owned: BTreeMap<i32, String> = rows.iter().filter_map(|(k, r)| Some((k.1, r.client_id.clone()?))).collect();
         (owned.len() == 6).then_some(owned)
@@ -507,7 +335,7 @@ fn three_console_consumers_share_six_partitions_and_survive_a_sigkill() {
     let second = produce(&b, topic, "b", 0..60);
     let all: Vec<(String, String)> = [first.clone(), second.clone()].concat();
     wait_for("every record committed", Duration::from_secs(60), || {
-        let (out, rows) = describe(&b, group);
+        let (out, rows) = describe_group(&b, group);
         mono.observe(&rows, &out);
         let done = rows.len() == 6 && rows.values().all(|r| r.current.is_some() && r.current == r.log_end);
         (done && rows.values().filter_map(|r| r.current).sum::<i64>() == all.len() as i64).then_some(())
@@ -554,7 +382,7 @@ fn consumer_groups_list_and_describe_with_lag() {
     assert_reads(&read, &recs[..4], &BTreeMap::new());
 
     let lag_row = |b: &Broker| {
-        let (out, rows) = describe(b, group);
+        let (out, rows) = describe_group(b, group);
         assert_eq!(rows.len(), 1, "one partition, one row:\n{out}");
         let r = rows.get(&(topic.to_string(), 0)).unwrap_or_else(|| panic!("no {topic} 0 row:\n{out}")).clone();
         assert_eq!((&r.consumer_id, &r.client_id), (&None, &None), "no active member:\n{out}");
@@ -568,10 +396,11 @@ fn consumer_groups_list_and_describe_with_lag() {
     let listed = list_groups(&b);
     assert!(listed.contains(group), "{group} not in --list: {listed:?}");
     assert!(!listed.contains("cg-never-used"), "{listed:?}");
-    let states = groups_ok(&b, &["--list", "--state"]);
+    let states = groups_ok(&b, &["--list", "--state"]).stdout;
     let row: Vec<&str> = states.lines().find(|l| l.split_whitespace().next() == Some(group)).unwrap_or("").split_whitespace().collect();
     assert_eq!(row, vec![group, "Empty"], "--list --state:\n{states}");
-    assert_eq!(group_state(&b, group), ("Empty".to_string(), 0));
+    let (_, state, n) = group_state(&b, group);
+    assert_eq!((state, n), ("Empty".to_string(), 0));
     let members = groups(&b, &["--describe", "--group", group, "--members"]);
     assert!(members.stderr.contains(&format!("Consumer group '{group}' has no active members.")), "{}", members.text());
 
@@ -637,7 +466,7 @@ fn consumer_groups_reset_offsets_dry_run_and_execute() {
     assert!(read_a.iter().all(|r| r.timestamp < first_b), "A and B timestamps overlap");
 
     let committed_now = |b: &Broker| {
-        let (out, rows) = describe(b, group);
+        let (out, rows) = describe_group(b, group);
         (committed(&rows), out)
     };
     let zeros: BTreeMap<i32, i64> = ends.keys().map(|p| (*p, 0)).collect();
@@ -712,13 +541,13 @@ fn consumer_groups_delete_and_delete_offsets() {
     consume_n(&b, tb, group, bb.len(), &[]);
     let mut want = on_topic(ta, &counts(&read_a));
     want.insert((tb.to_string(), 0), 10);
-    let (out, rows) = describe(&b, group);
+    let (out, rows) = describe_group(&b, group);
     assert_eq!(committed(&rows), want, "{out}");
 
     // A member subscribed to cg-del-b.
     let mut member = Bg::spawn("member", work.path(), &mut console_consumer(&b, tb, group, &[]));
     wait_for("the member to own cg-del-b 0", Duration::from_secs(60), || {
-        let (_, rows) = describe(&b, group);
+        let (_, rows) = describe_group(&b, group);
         rows.get(&(tb.to_string(), 0)).and_then(|r| r.consumer_id.clone())
     });
 
@@ -743,16 +572,16 @@ fn consumer_groups_delete_and_delete_offsets() {
         subscribed.text()
     );
     assert!(list_groups(&b).contains(group), "a refused --delete removed the group");
-    let (out, rows) = describe(&b, group);
+    let (out, rows) = describe_group(&b, group);
     assert_eq!(committed(&rows), want, "refused operations changed offsets:\n{out}");
 
     // The member leaves (SIGTERM: the console consumer closes, which sends LeaveGroup).
     let status = member.terminate(Duration::from_secs(60));
     assert!(parse_console(&member.stdout()).is_empty(), "the member read old records:\n{}", member.stdout());
     eprintln!("member exited: {status}");
-    wait_for("the group to be Empty", Duration::from_secs(30), || (group_state(&b, group).0 == "Empty").then_some(()));
+    wait_for("the group to be Empty", Duration::from_secs(30), || (group_state(&b, group).1 == "Empty").then_some(()));
 
-    let out = groups_ok(&b, &["--delete-offsets", "--group", group, "--topic", ta]);
+    let out = groups_ok(&b, &["--delete-offsets", "--group", group, "--topic", ta]).stdout;
     assert!(out.contains(&format!("Request succeeded for deleting offsets from group {group}.")), "{out}");
     let mut statuses = parse_rows(&out, &["TOPIC", "PARTITION", "STATUS"]);
     statuses.sort();
@@ -761,12 +590,12 @@ fn consumer_groups_delete_and_delete_offsets() {
         vec![vec![ta.to_string(), "0".into(), "Successful".into()], vec![ta.to_string(), "1".into(), "Successful".into()]],
         "{out}"
     );
-    let (out, rows) = describe(&b, group);
+    let (out, rows) = describe_group(&b, group);
     assert_eq!(committed(&rows), BTreeMap::from([((tb.to_string(), 0), 10)]), "after --delete-offsets --topic {ta}:\n{out}");
     // With its offsets gone the group reads cg-del-a from the beginning again.
     assert_reads(&consume_n(&b, ta, group, a.len(), &[]), &a, &BTreeMap::new());
 
-    let out = groups_ok(&b, &["--delete", "--group", group]);
+    let out = groups_ok(&b, &["--delete", "--group", group]).stdout;
     assert!(out.contains(&format!("Deletion of requested consumer groups ('{group}') was successful.")), "{out}");
     let listed = list_groups(&b);
     assert!(!listed.contains(group), "{group} still listed after --delete: {listed:?}");
@@ -792,7 +621,7 @@ fn committed_offsets_survive_broker_restarts() {
     let read = consume_n(&b, topic, group, 8, &["--command-property", "max.poll.records=1"]);
     assert_reads(&read, &recs[..8], &BTreeMap::new());
     let state = |b: &Broker| {
-        let (out, rows) = describe(b, group);
+        let (out, rows) = describe_group(b, group);
         let r = rows.get(&(topic.to_string(), 0)).unwrap_or_else(|| panic!("no row:\n{out}")).clone();
         (r.current, r.log_end, r.lag)
     };
@@ -857,7 +686,7 @@ fn consumer_perf_test_with_a_group() {
         assert_eq!(perf_field(&out, "data.consumed.in.nMsg"), n.to_string(), "records consumed:\n{out}");
     };
     let committed_total = || {
-        let (out, rows) = describe(&b, group);
+        let (out, rows) = describe_group(&b, group);
         assert_eq!(rows.len(), 3, "{out}");
         assert!(rows.values().all(|r| r.current.is_some() && r.current == r.log_end), "not all committed:\n{out}");
         rows.values().filter_map(|r| r.current).sum::<i64>()

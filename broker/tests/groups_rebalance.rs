@@ -32,90 +32,17 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{Broker, Ran, Rec, kafka_tool, parse_records, python, run, run_ok};
-
-/// Each tool is a JVM start; other tests may run at once on two cores.
-const T: Duration = Duration::from_secs(120);
-const MEMBER: &str = "groups_consumer.py";
+use support::groups::{
+    Bg, Row, assert_all_read, create_topic, describe, group_state, groups_ok, java_records, owners, parse_rows, partition_set, produce,
+    py_assigned, py_member, py_records, py_tagged, wait_all_committed, wait_for,
+};
+use support::{Broker, Rec, kafka_tool};
 
 // ---------------------------------------------------------------------------
 // kafka-consumer-groups
-
-fn consumer_groups_command(b: &Broker) -> Command {
-    let mut cmd = kafka_tool("kafka-consumer-groups");
-    cmd.args(["--bootstrap-server", &b.bootstrap()]);
-    cmd
-}
-
-/// Runs kafka-consumer-groups; fails the test if it exits non-zero or reports
-/// an error (it exits 0 on most errors).
-fn groups_ok(b: &Broker, args: &[&str]) -> Ran {
-    let ran = run(consumer_groups_command(b).args(args), None, T);
-    assert!(ran.status.success() && !ran.stdout.contains("Error:"), "kafka-consumer-groups {args:?} failed:\n{}", ran.text());
-    ran
-}
-
-/// The whitespace-separated fields of the rows under the header line that
-/// has exactly `header`'s columns (rows end at the first blank line).
-fn parse_rows(out: &str, header: &[&str]) -> Vec<Vec<String>> {
-    let mut lines = out.lines().skip_while(|l| l.split_whitespace().collect::<Vec<_>>() != header);
-    if lines.next().is_none() {
-        return Vec::new();
-    }
-    lines
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<String> = l.split_whitespace().map(str::to_string).collect();
-            assert_eq!(f.len(), header.len(), "a row with {} fields under {header:?}: {l:?} in:\n{out}", f.len());
-            f
-        })
-        .collect()
-}
-
-/// One `--describe` row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Row {
-    current: Option<i64>,
-    log_end: Option<i64>,
-    consumer_id: Option<String>,
-    client_id: Option<String>,
-}
-
-/// `--describe --group G` rows by partition (one topic per group here), and
-/// everything the tool printed. No rows while the group does not exist yet.
-fn describe(b: &Broker, group: &str, topic: &str) -> (BTreeMap<i32, Row>, String) {
-    let ran = run(consumer_groups_command(b).args(["--describe", "--group", group]), None, T);
-    assert!(ran.status.success(), "kafka-consumer-groups --describe failed:\n{}", ran.text());
-    let text = ran.text();
-    let header = ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"];
-    let rows = parse_rows(&ran.stdout, &header)
-        .into_iter()
-        .map(|f| {
-            assert!(f[0] == group && f[1] == topic, "unexpected row {f:?} in:\n{text}");
-            let num = |s: &str| (s != "-").then(|| s.parse::<i64>().unwrap_or_else(|_| panic!("bad number {s:?} in:\n{text}")));
-            let opt = |s: &str| (s != "-").then(|| s.to_string());
-            let row = Row { current: num(&f[3]), log_end: num(&f[4]), consumer_id: opt(&f[6]), client_id: opt(&f[8]) };
-            (f[2].parse().unwrap_or_else(|_| panic!("bad partition in:\n{text}")), row)
-        })
-        .collect();
-    (rows, text)
-}
-
-/// Partitions by owner (client id), from `--describe` rows.
-fn owners(rows: &BTreeMap<i32, Row>) -> BTreeMap<String, BTreeSet<i32>> {
-    let mut m: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
-    for (p, r) in rows {
-        if let Some(c) = &r.client_id {
-            m.entry(c.clone()).or_default().insert(*p);
-        }
-    }
-    m
-}
 
 /// Consumer ids (member ids) by client id, from `--describe` rows.
 fn consumer_ids(rows: &BTreeMap<i32, Row>) -> BTreeMap<String, BTreeSet<String>> {
@@ -126,18 +53,6 @@ fn consumer_ids(rows: &BTreeMap<i32, Row>) -> BTreeMap<String, BTreeSet<String>>
         }
     }
     m
-}
-
-/// `--describe --state`: (assignment strategy, state, member count).
-fn group_state(b: &Broker, group: &str) -> (String, String, usize) {
-    let out = groups_ok(b, &["--describe", "--group", group, "--state"]).stdout;
-    let row = out.lines().find(|l| l.split_whitespace().next() == Some(group)).unwrap_or_else(|| panic!("no {group} row in:\n{out}"));
-    let f: Vec<&str> = row.split_whitespace().collect();
-    // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS, the
-    // coordinator being `host:port  (id)`.
-    assert!(f.len() >= 5, "unexpected --state row {row:?}");
-    let n = f.len();
-    (f[n - 3].to_string(), f[n - 2].to_string(), f[n - 1].parse().unwrap_or_else(|_| panic!("bad #MEMBERS in {row:?}")))
 }
 
 /// One `--describe --members` row.
@@ -168,73 +83,8 @@ fn members(b: &Broker, group: &str) -> BTreeMap<String, MemberRow> {
         .collect()
 }
 
-/// Polls `f` until it returns something, at most `limit`.
-fn wait_for<R>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<R>) -> R {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(r) = f() {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
-        // Most checks run a JVM tool; this only spaces out the cheap ones.
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Waits until `--describe` shows every one of `partitions` partitions
-/// committed at its log end, `total` records in all; returns the rows.
-fn wait_all_committed(b: &Broker, group: &str, topic: &str, partitions: usize, total: i64) -> BTreeMap<i32, Row> {
-    wait_for(&format!("all {total} records of {group} committed"), Duration::from_secs(60), || {
-        let (rows, _) = describe(b, group, topic);
-        let done = rows.len() == partitions
-            && rows.values().all(|r| r.current.is_some() && r.current == r.log_end)
-            && rows.values().filter_map(|r| r.current).sum::<i64>() == total;
-        done.then_some(rows)
-    })
-}
-
 // ---------------------------------------------------------------------------
 // producing
-
-fn create_topic(b: &Broker, topic: &str, partitions: u32) {
-    run_ok(
-        python("confluent_client.py")
-            .args(["create-topic", "--brokers", &b.bootstrap(), "--topic", topic])
-            .args(["--partitions", &partitions.to_string()]),
-        None,
-        T,
-    );
-}
-
-/// Produces `n` records (keys `<prefix><i>`, values `<prefix>-v<i>`) and
-/// returns them as acknowledged (with partition and offset).
-fn produce(b: &Broker, topic: &str, prefix: &str, n: usize) -> Vec<Rec> {
-    let out =
-        run_ok(
-            python("confluent_client.py")
-                .args(["produce", "--brokers", &b.bootstrap(), "--topic", topic, "--count", &n.to_string()])
-                .args(["--key-prefix", prefix, "--value-prefix", &format!("{prefix}-v")]),
-            None,
-            T,
-        );
-    let acked = parse_records(&out);
-    assert_eq!(acked.len(), n, "not every record acknowledged:\n{out}");
-    acked
-}
-
-/// Fails unless every record of `want` is among `read` (at its acknowledged
-/// partition and offset, with its key and value).
-fn assert_all_read(read: &[Rec], want: &[Rec], what: &str) {
-    let got: BTreeSet<&Rec> = read.iter().collect();
-    let missing: Vec<&Rec> = want.iter().filter(|r| !got.contains(r)).collect();
-    assert!(
-        missing.is_empty(),
-        "{what}: {} of {} records never read, first ones: {:?}",
-        missing.len(),
-        want.len(),
-        &missing[..missing.len().min(5)]
-    );
-}
 
 /// Fails unless every record read is one that was produced.
 fn assert_only_produced(read: &[Rec], produced: &[Rec], what: &str) {
@@ -250,94 +100,6 @@ fn in_partitions(recs: &[Rec], ps: &BTreeSet<i32>) -> Vec<Rec> {
 // ---------------------------------------------------------------------------
 // members
 
-/// A client running in the background with its output in files; SIGKILLed
-/// when dropped (its output printed if the test is failing).
-struct Bg {
-    name: String,
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Bg {
-    fn spawn(name: &str, dir: &Path, cmd: &mut Command) -> Bg {
-        // A restarted member gets files of its own.
-        let mut file = name.to_string();
-        let mut n = 1;
-        while dir.join(format!("{file}.out")).exists() {
-            n += 1;
-            file = format!("{name}.{n}");
-        }
-        let out = dir.join(format!("{file}.out"));
-        let err = dir.join(format!("{file}.err"));
-        cmd.stdin(Stdio::null()).stdout(File::create(&out).unwrap()).stderr(File::create(&err).unwrap());
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name} ({cmd:?}): {e}"));
-        Bg { name: file, child: Some(child), out, err }
-    }
-
-    fn stdout(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// The complete lines of stdout.
-    fn out_lines(&self) -> Vec<String> {
-        let text = self.stdout();
-        text[..text.rfind('\n').map_or(0, |i| i + 1)].lines().map(str::to_string).collect()
-    }
-
-    /// SIGKILL (kafka-tool.sh execs java, so this is the JVM itself): no
-    /// goodbye to the group.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let child = self.child.as_mut().expect("already reaped");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{} still running after {limit:?}:\n{}\n{}", self.name, self.stdout(), self.stderr());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM (the client closes its consumer), and wait.
-    fn terminate(&mut self, limit: Duration) -> ExitStatus {
-        let pid = self.child.as_ref().expect("already reaped").id();
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        self.wait(limit)
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            let tail = |s: String| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-            eprintln!(
-                "----- {}: stdout (end) -----\n{}\n----- stderr (end) -----\n{}",
-                self.name,
-                tail(self.stdout()),
-                tail(self.stderr())
-            );
-        }
-    }
-}
-
 /// A console consumer in `group` with client id `client_id`, these consumer
 /// properties, its log at INFO; it prints `Partition:p\tOffset:o\tkey\tvalue`.
 fn java_member(b: &Broker, dir: &Path, topic: &str, group: &str, client_id: &str, props: &[String]) -> Bg {
@@ -351,19 +113,6 @@ fn java_member(b: &Broker, dir: &Path, topic: &str, group: &str, client_id: &str
         cmd.args(["--command-property", p]);
     }
     Bg::spawn(client_id, dir, &mut cmd)
-}
-
-/// The records a console consumer printed.
-fn java_records(m: &Bg) -> Vec<Rec> {
-    m.out_lines()
-        .iter()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.splitn(4, '\t').collect();
-            let p = f.first()?.strip_prefix("Partition:")?.parse().ok()?;
-            let o = f.get(1)?.strip_prefix("Offset:")?.parse().ok()?;
-            Some(Rec { partition: p, offset: o, key: f.get(2)?.to_string(), value: f.get(3)?.to_string() })
-        })
-        .collect()
 }
 
 /// The lines of a Java member's log (stderr) from byte `from` on that
@@ -395,36 +144,6 @@ fn logged_partitions(line: &str, topic: &str) -> BTreeSet<i32> {
             s.strip_prefix(&format!("{topic}-")).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("bad partition {s:?} in {line:?}"))
         })
         .collect()
-}
-
-/// A librdkafka member (`groups_consumer.py --client confluent`).
-fn rdk_member(b: &Broker, dir: &Path, topic: &str, group: &str, client_id: &str, session: Duration, extra: &[&str]) -> Bg {
-    let mut cmd = python(MEMBER);
-    cmd.args(["--client", "confluent", "--brokers", &b.bootstrap(), "--topic", topic, "--group", group, "--client-id", client_id])
-        .args(["--session-timeout-ms", &session.as_millis().to_string()])
-        .args(extra);
-    Bg::spawn(client_id, dir, &mut cmd)
-}
-
-/// The records a librdkafka member printed.
-fn rdk_records(m: &Bg) -> Vec<Rec> {
-    let recs: String = m.out_lines().iter().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
-    parse_records(&recs)
-}
-
-/// The values of a librdkafka member's `#<tag>` lines, in order.
-fn rdk_tagged(m: &Bg, tag: &str) -> Vec<String> {
-    let prefix = format!("#{tag}\t");
-    m.out_lines().iter().filter_map(|l| l.strip_prefix(&prefix).map(str::to_string)).collect()
-}
-
-fn partition_set(list: &str) -> BTreeSet<i32> {
-    list.split(',').filter(|p| !p.is_empty()).map(|p| p.parse().unwrap_or_else(|_| panic!("bad partition list {list:?}"))).collect()
-}
-
-/// A librdkafka member's whole assignment, as it last printed it.
-fn rdk_assigned(m: &Bg) -> Option<BTreeSet<i32>> {
-    rdk_tagged(m, "assigned").last().map(|l| partition_set(l))
 }
 
 // ---------------------------------------------------------------------------
@@ -485,8 +204,8 @@ fn java_static_member_restarted_within_its_session_gets_its_partitions_back() {
     let work = tempfile::tempdir().unwrap();
     let (topic, group) = ("st-java", "st-java-group");
     let session = Duration::from_secs(25);
-    create_topic(&b, topic, 4);
-    let first = produce(&b, topic, "a", 40);
+    create_topic(&b, "confluent", topic, 4);
+    let first = produce(&b, "confluent", topic, "a", 40);
     assert_eq!(first.iter().map(|r| r.partition).collect::<BTreeSet<_>>().len(), 4, "the keys should reach every partition");
     let (mut i1, i2, shared) = two_static_java_members(&b, work.path(), topic, group, session, &first);
     let (p1, p2) = (shared["st-i1"].clone(), shared["st-i2"].clone());
@@ -523,7 +242,7 @@ fn java_static_member_restarted_within_its_session_gets_its_partitions_back() {
     assert_eq!((state.as_str(), n), ("Stable", 2), "--describe --state after the restart (strategy {strategy})");
 
     // What is produced now: i1's partitions go to the restarted i1, i2's to i2.
-    let second = produce(&b, topic, "b", 40);
+    let second = produce(&b, "confluent", topic, "b", 40);
     wait_all_committed(&b, group, topic, 4, 80);
     let (read1, read2) = (java_records(&i1b), java_records(&i2));
     assert_only_produced(&read1, &[first.clone(), second.clone()].concat(), "the restarted st-i1");
@@ -562,8 +281,8 @@ fn java_static_member_gone_for_good_loses_its_partitions_after_its_session() {
     let work = tempfile::tempdir().unwrap();
     let (topic, group) = ("st-gone", "st-gone-group");
     let session = Duration::from_secs(12);
-    create_topic(&b, topic, 4);
-    let first = produce(&b, topic, "a", 40);
+    create_topic(&b, "confluent", topic, 4);
+    let first = produce(&b, "confluent", topic, "a", 40);
     let (mut i1, i2, shared) = two_static_java_members(&b, work.path(), topic, group, session, &first);
     let p1 = shared["st-i1"].clone();
     let c1 = consumer_ids(&describe(&b, group, topic).0)["st-i1"].clone();
@@ -603,7 +322,7 @@ fn java_static_member_gone_for_good_loses_its_partitions_after_its_session() {
     // i2 rejoined (once the coordinator dropped st-i1), and kept its own partitions.
     assert!(!log_lines(&i2, i2_log_at, "(Re-)joining group").is_empty(), "st-i2 never rejoined");
 
-    let second = produce(&b, topic, "b", 40);
+    let second = produce(&b, "confluent", topic, "b", 40);
     wait_all_committed(&b, group, topic, 4, 80);
     let read2 = java_records(&i2);
     assert_only_produced(&read2, &[first.clone(), second.clone()].concat(), "st-i2");
@@ -623,13 +342,13 @@ fn librdkafka_static_member_restarted_within_its_session_gets_its_partitions_bac
     let work = tempfile::tempdir().unwrap();
     let (topic, group) = ("st-rdk", "st-rdk-group");
     let session = Duration::from_secs(15);
-    create_topic(&b, topic, 4);
-    let first = produce(&b, topic, "a", 40);
+    create_topic(&b, "confluent", topic, 4);
+    let first = produce(&b, "confluent", topic, "a", 40);
     assert_eq!(first.iter().map(|r| r.partition).collect::<BTreeSet<_>>().len(), 4, "the keys should reach every partition");
 
     // librdkafka's group log (stderr) shows the JoinGroup responses.
     let member = |name: &str, instance: &str| {
-        rdk_member(&b, work.path(), topic, group, name, session, &["--group-instance-id", instance, "--debug", "cgrp"])
+        py_member(&b, work.path(), "confluent", topic, group, name, session, &["--group-instance-id", instance, "--debug", "cgrp"])
     };
     let mut i1 = member("st-rdk-i1", "i1");
     wait_for("st-rdk-i1 alone to own all 4 partitions", Duration::from_secs(60), || {
@@ -643,8 +362,8 @@ fn librdkafka_static_member_restarted_within_its_session_gets_its_partitions_bac
         let m = owners(&rows);
         let agreed = m.len() == 2
             && m.values().all(|ps| ps.len() == 2)
-            && rdk_assigned(&i1).as_ref() == m.get("st-rdk-i1")
-            && rdk_assigned(&i2).as_ref() == m.get("st-rdk-i2");
+            && py_assigned(&i1).as_ref() == m.get("st-rdk-i1")
+            && py_assigned(&i2).as_ref() == m.get("st-rdk-i2");
         (rows.len() == 4 && agreed).then_some(m)
     });
     let (p1, p2) = (shared["st-rdk-i1"].clone(), shared["st-rdk-i2"].clone());
@@ -653,9 +372,9 @@ fn librdkafka_static_member_restarted_within_its_session_gets_its_partitions_bac
     assert_eq!(ms.get("st-rdk-i1").and_then(|m| m.instance_id.as_deref()), Some("i1"), "--members: {ms:?}");
     assert_eq!(ms.get("st-rdk-i2").and_then(|m| m.instance_id.as_deref()), Some("i2"), "--members: {ms:?}");
     let (c1, c2) = (ms["st-rdk-i1"].consumer_id.clone(), ms["st-rdk-i2"].consumer_id.clone());
-    assert_eq!(rdk_tagged(&i1, "member").last(), Some(&c1), "st-rdk-i1's member id as it sees it");
+    assert_eq!(py_tagged(&i1, "member").last(), Some(&c1), "st-rdk-i1's member id as it sees it");
     assert!(c1.starts_with("i1-"), "st-rdk-i1's member id {c1:?}");
-    let i2_assignments = rdk_tagged(&i2, "assigned").len();
+    let i2_assignments = py_tagged(&i2, "assigned").len();
     eprintln!("shared as {shared:?}");
 
     i1.kill();
@@ -670,17 +389,17 @@ fn librdkafka_static_member_restarted_within_its_session_gets_its_partitions_bac
         assert_eq!(m.get("st-rdk-i2"), Some(&p2), "st-rdk-i2's partitions changed while st-rdk-i1 restarted:\n{text}");
         assert_eq!(m.get("st-rdk-i1"), Some(&p1), "st-rdk-i1's partitions are not all with st-rdk-i1 while it restarts:\n{text}");
         let now = consumer_ids(&rows)["st-rdk-i1"].clone();
-        (rdk_assigned(&i1b).as_ref() == Some(&p1) && now != BTreeSet::from([c1.clone()])).then_some(now)
+        (py_assigned(&i1b).as_ref() == Some(&p1) && now != BTreeSet::from([c1.clone()])).then_some(now)
     });
     let back_after = killed_at.elapsed();
     eprintln!("the restarted st-rdk-i1 ({c1b:?}) owned {p1:?} again {back_after:?} after the SIGKILL ({samples} samples)");
     assert!(back_after < session, "the restart took {back_after:?}, not within the {session:?} session timeout");
-    assert_eq!(rdk_tagged(&i1b, "assigned").len(), 1, "the restarted st-rdk-i1 was assigned more than once");
-    assert_eq!(rdk_tagged(&i1b, "member").last().map(|m| BTreeSet::from([m.clone()])), Some(c1b.clone()), "its member id as it sees it");
+    assert_eq!(py_tagged(&i1b, "assigned").len(), 1, "the restarted st-rdk-i1 was assigned more than once");
+    assert_eq!(py_tagged(&i1b, "member").last().map(|m| BTreeSet::from([m.clone()])), Some(c1b.clone()), "its member id as it sees it");
 
-    let second = produce(&b, topic, "b", 40);
+    let second = produce(&b, "confluent", topic, "b", 40);
     wait_all_committed(&b, group, topic, 4, 80);
-    let (read1, read2) = (rdk_records(&i1b), rdk_records(&i2));
+    let (read1, read2) = (py_records(&i1b), py_records(&i2));
     let all = [first.clone(), second.clone()].concat();
     assert_only_produced(&read1, &all, "the restarted st-rdk-i1");
     assert_only_produced(&read2, &all, "st-rdk-i2");
@@ -691,7 +410,7 @@ fn librdkafka_static_member_restarted_within_its_session_gets_its_partitions_bac
     assert!(again.is_empty(), "the restarted st-rdk-i1 read committed records again: {again:?}");
 
     // i2 took no part: no new assignment, no revocation, the same member id.
-    assert_eq!(rdk_tagged(&i2, "assigned").len(), i2_assignments, "st-rdk-i2 was assigned again:\n{}", i2.stdout());
+    assert_eq!(py_tagged(&i2, "assigned").len(), i2_assignments, "st-rdk-i2 was assigned again:\n{}", i2.stdout());
     let ms = members(&b, group);
     assert_eq!(ms.len(), 2, "--members: {ms:?}");
     assert_eq!(ms["st-rdk-i2"].consumer_id, c2, "st-rdk-i2's member id changed: {ms:?}");
@@ -727,8 +446,8 @@ fn java_cooperative_sticky_survivors_keep_their_partitions_and_gain_the_dead_mem
     let work = tempfile::tempdir().unwrap();
     let (topic, group) = ("coop-java", "coop-java-group");
     let session = Duration::from_secs(8);
-    create_topic(&b, topic, 6);
-    let first = produce(&b, topic, "a", 60);
+    create_topic(&b, "confluent", topic, 6);
+    let first = produce(&b, "confluent", topic, "a", 60);
     let props = vec![
         "partition.assignment.strategy=org.apache.kafka.clients.consumer.CooperativeStickyAssignor".to_string(),
         format!("session.timeout.ms={}", session.as_millis()),
@@ -784,7 +503,7 @@ fn java_cooperative_sticky_survivors_keep_their_partitions_and_gain_the_dead_mem
     }
     assert_eq!(gained, victim, "the survivors gained other partitions than the dead member's");
 
-    let second = produce(&b, topic, "b", 60);
+    let second = produce(&b, "confluent", topic, "b", 60);
     wait_all_committed(&b, group, topic, 6, 120);
     let all = [first.clone(), second.clone()].concat();
     let read: Vec<Rec> = ms.iter().flat_map(java_records).collect();
@@ -806,28 +525,28 @@ fn librdkafka_cooperative_sticky_member_leaves_and_the_other_gets_all() {
     let (topic, group) = ("coop-rdk", "coop-rdk-group");
     // Long: a partition moving sooner than this shows the LeaveGroup did it.
     let session = Duration::from_secs(30);
-    create_topic(&b, topic, 4);
-    let first = produce(&b, topic, "a", 40);
+    create_topic(&b, "confluent", topic, 4);
+    let first = produce(&b, "confluent", topic, "a", 40);
     let coop = ["--assignment-strategy", "cooperative-sticky"];
 
-    let mut a = rdk_member(&b, work.path(), topic, group, "coop-rdk-a", session, &coop);
+    let mut a = py_member(&b, work.path(), "confluent", topic, group, "coop-rdk-a", session, &coop);
     wait_for("coop-rdk-a alone to own all 4 partitions", Duration::from_secs(60), || {
-        (rdk_assigned(&a).is_some_and(|ps| ps.len() == 4)).then_some(())
+        (py_assigned(&a).is_some_and(|ps| ps.len() == 4)).then_some(())
     });
-    let bm = rdk_member(&b, work.path(), topic, group, "coop-rdk-b", session, &coop);
+    let bm = py_member(&b, work.path(), "confluent", topic, group, "coop-rdk-b", session, &coop);
     let shared = wait_for("2 members with 2 partitions each, as they see it too", Duration::from_secs(90), || {
         let (rows, _) = describe(&b, group, topic);
         let m = owners(&rows);
         let agreed = m.len() == 2
             && m.values().all(|ps| ps.len() == 2)
-            && rdk_assigned(&a).as_ref() == m.get("coop-rdk-a")
-            && rdk_assigned(&bm).as_ref() == m.get("coop-rdk-b");
+            && py_assigned(&a).as_ref() == m.get("coop-rdk-a")
+            && py_assigned(&bm).as_ref() == m.get("coop-rdk-b");
         (rows.len() == 4 && agreed).then_some(m)
     });
     eprintln!("shared as {shared:?}");
     wait_all_committed(&b, group, topic, 4, 40);
     assert_eq!(group_state(&b, group), ("cooperative-sticky".to_string(), "Stable".to_string(), 2), "--describe --state");
-    let revokes: Vec<BTreeSet<i32>> = rdk_tagged(&a, "incremental-revoke").iter().map(|l| partition_set(l)).collect();
+    let revokes: Vec<BTreeSet<i32>> = py_tagged(&a, "incremental-revoke").iter().map(|l| partition_set(l)).collect();
     assert!(revokes.iter().any(|r| !r.is_empty()), "coop-rdk-a gave up no partition incrementally:\n{}", a.stdout());
     assert!(revokes.iter().all(|r| r.len() < 4), "coop-rdk-a gave up all its partitions at once: {revokes:?}");
     let b_lines_at = bm.out_lines().len();
@@ -839,7 +558,7 @@ fn librdkafka_cooperative_sticky_member_leaves_and_the_other_gets_all() {
         let (rows, _) = describe(&b, group, topic);
         let m = owners(&rows);
         let all4 = BTreeSet::from([0, 1, 2, 3]);
-        (m.len() == 1 && m.get("coop-rdk-b") == Some(&all4) && rdk_assigned(&bm) == Some(all4)).then_some(())
+        (m.len() == 1 && m.get("coop-rdk-b") == Some(&all4) && py_assigned(&bm) == Some(all4)).then_some(())
     });
     let moved = left_at.elapsed();
     eprintln!("coop-rdk-a's partitions moved {moved:?} after it was told to close");
@@ -852,12 +571,12 @@ fn librdkafka_cooperative_sticky_member_leaves_and_the_other_gets_all() {
     let added: BTreeSet<i32> = tagged("incremental-assign").into_iter().flatten().collect();
     assert_eq!(added, shared["coop-rdk-a"], "coop-rdk-b gained other partitions than coop-rdk-a's: {since:?}");
 
-    let second = produce(&b, topic, "b", 40);
+    let second = produce(&b, "confluent", topic, "b", 40);
     let rows = wait_all_committed(&b, group, topic, 4, 80);
     assert!(rows.values().all(|r| r.client_id.as_deref() == Some("coop-rdk-b")), "{rows:?}");
     let all = [first.clone(), second.clone()].concat();
-    let read = [rdk_records(&a), rdk_records(&bm)].concat();
+    let read = [py_records(&a), py_records(&bm)].concat();
     assert_only_produced(&read, &all, "the members");
     assert_all_read(&read, &all, "the two members");
-    assert_all_read(&rdk_records(&bm), &second, "coop-rdk-b, after coop-rdk-a left");
+    assert_all_read(&py_records(&bm), &second, "coop-rdk-b, after coop-rdk-a left");
 }

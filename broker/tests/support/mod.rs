@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod groups;
 pub mod wire;
 
 const INSTALL: &str = "run `bash scripts/fetch-kafka.sh && bash scripts/install-test-deps.sh`";
