@@ -52,14 +52,6 @@ pub struct Shard {
     state: Arc<tokio::sync::Mutex<ShardState>>,
 }
 
-impl Shard {
-    /// The shard's state, for finishing an operation after its write
-    /// committed (without reloading: the state may have moved on).
-    pub fn state(&self) -> &Arc<tokio::sync::Mutex<ShardState>> {
-        &self.state
-    }
-}
-
 /// A shard locked for one operation.
 pub struct Locked {
     pub shard: Arc<Shard>,
@@ -80,7 +72,7 @@ pub fn write_error_code(e: &AppendError) -> i16 {
     match e {
         AppendError::NotLeader | AppendError::Failed(_) => E::NotCoordinator.code(),
         AppendError::Timeout => E::CoordinatorNotAvailable.code(),
-        AppendError::MessageTooLarge { .. } | AppendError::RecordListTooLarge { .. } => E::UnknownServerError.code(),
+        // MESSAGE_TOO_LARGE and RECORD_LIST_TOO_LARGE among them, as Kafka maps them.
         _ => E::UnknownServerError.code(),
     }
 }
@@ -162,6 +154,19 @@ impl GroupCoordinator {
         let batch = build_keyed_batch(&encoded, now_ms());
         let timeout = Duration::from_millis(self.config.groups.offsets_commit_timeout_ms.max(1) as u64);
         shard.partition.append(bytes::Bytes::from(batch), Acks::All, timeout).await.map_err(|e| write_error_code(&e))
+    }
+
+    /// Writes offset records (commits or tombstones) and applies them once
+    /// committed. The lock is released while the commit is awaited, so the
+    /// shard keeps serving; the shard's state is locked again and returned.
+    pub async fn write_offsets(&self, locked: Locked, records: Vec<GroupRecord>) -> Result<OwnedMutexGuard<ShardState>, i16> {
+        let wait = self.propose(&locked.shard, &records).await?;
+        let Locked { shard, state } = locked;
+        drop(state);
+        let appended = wait.await.map_err(|e| write_error_code(&e))?;
+        let mut state = Arc::clone(&shard.state).lock_owned().await;
+        state.offsets.apply_written(records, appended.base_offset);
+        Ok(state)
     }
 
     /// Writes what a group operation asked for, and carries out what follows

@@ -86,10 +86,6 @@ async fn write_tombstones(coordinator: &Arc<GroupCoordinator>, locked: &mut Lock
         return false;
     };
     tracing::info!(partition = locked.shard.index, records = records.len(), "{what} deleted");
-    for (i, r) in records.into_iter().enumerate() {
-        if let GroupRecord::Offset { group, topic, partition, value } = r {
-            locked.state.offsets.apply(&group, (topic, partition), value, appended.base_offset + i as i64);
-        }
-    }
+    locked.state.offsets.apply_written(records, appended.base_offset);
     true
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::records::OffsetValue;
+use super::records::{GroupRecord, OffsetValue};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -46,6 +46,16 @@ impl Offsets {
                     self.by_group.remove(&group);
                 }
                 self.deleted.insert((group, tp), record_offset);
+            }
+        }
+    }
+
+    /// Applies the offset records of one written batch, the first at
+    /// `base_offset` (other records in it are skipped).
+    pub fn apply_written(&mut self, records: Vec<GroupRecord>, base_offset: i64) {
+        for (i, r) in records.into_iter().enumerate() {
+            if let GroupRecord::Offset { group, topic, partition, value } = r {
+                self.apply(&group, (topic, partition), value, base_offset + i as i64);
             }
         }
     }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::RequestContext;
 use crate::group::classic::State;
-use crate::group::coordinator::{is_active, write_error_code};
+use crate::group::coordinator::is_active;
 use crate::group::records::GroupRecord;
 use crate::metadata::store::now_ms;
 
@@ -39,19 +39,10 @@ async fn delete(ctx: &RequestContext, id: &str) -> Result<(), i16> {
         .map(|((topic, p), _)| GroupRecord::Offset { group: id.to_string(), topic: topic.clone(), partition: *p, value: None })
         .collect();
     records.push(GroupRecord::Group { group: id.to_string(), value: None });
-    let wait = coordinator.propose(&locked.shard, &records).await?;
     // Gone at once, as in Kafka: the group is Dead while its tombstones commit.
     if let Some(mut g) = locked.state.groups.remove(id) {
         g.kill(now_ms());
     }
-    let shard = std::sync::Arc::clone(&locked.shard);
-    drop(locked);
-    let appended = wait.await.map_err(|e| write_error_code(&e))?;
-    let mut state = shard.state().lock().await;
-    for (i, r) in records.into_iter().enumerate() {
-        if let GroupRecord::Offset { group, topic, partition, value } = r {
-            state.offsets.apply(&group, (topic, partition), value, appended.base_offset + i as i64);
-        }
-    }
+    coordinator.write_offsets(locked, records).await?;
     Ok(())
 }

@@ -89,19 +89,8 @@ async fn commit(ctx: &RequestContext, req: &OffsetCommitRequest, codes: &mut [Ve
     if records.is_empty() {
         return Ok(());
     }
-    let wait = coordinator.propose(&locked.shard, &records).await?;
-    let shard = std::sync::Arc::clone(&locked.shard);
-    drop(locked);
-    let appended = wait.await.map_err(|e| crate::group::coordinator::write_error_code(&e))?;
-    let mut state = shard.state().lock().await;
-    if !state.groups.contains_key(&group_id) {
-        // A group that only commits (generation -1): Kafka's "simple" group.
-        state.groups.insert(group_id.clone(), ClassicGroup::new(&group_id, now));
-    }
-    for (i, r) in records.into_iter().enumerate() {
-        if let GroupRecord::Offset { group, topic, partition, value } = r {
-            state.offsets.apply(&group, (topic, partition), value, appended.base_offset + i as i64);
-        }
-    }
+    let mut state = coordinator.write_offsets(locked, records).await?;
+    // A group that only commits (generation -1): Kafka's "simple" group.
+    state.groups.entry(group_id.clone()).or_insert_with(|| ClassicGroup::new(&group_id, now));
     Ok(())
 }

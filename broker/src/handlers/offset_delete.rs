@@ -73,15 +73,6 @@ async fn delete(ctx: &RequestContext, req: &OffsetDeleteRequest) -> Result<Vec<V
     if records.is_empty() {
         return Ok(codes);
     }
-    let wait = coordinator.propose(&locked.shard, &records).await?;
-    let shard = std::sync::Arc::clone(&locked.shard);
-    drop(locked);
-    let appended = wait.await.map_err(|e| crate::group::coordinator::write_error_code(&e))?;
-    let mut state = shard.state().lock().await;
-    for (i, r) in records.into_iter().enumerate() {
-        if let GroupRecord::Offset { group, topic, partition, value } = r {
-            state.offsets.apply(&group, (topic, partition), value, appended.base_offset + i as i64);
-        }
-    }
+    coordinator.write_offsets(locked, records).await?;
     Ok(codes)
 }
