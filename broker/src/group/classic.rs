@@ -123,10 +123,9 @@ pub struct Member {
     pub client_host: String,
     pub rebalance_timeout_ms: i32,
     pub session_timeout_ms: i32,
-    pub protocol_type: String,
     pub protocols: Vec<(String, Bytes)>,
     pub assignment: Bytes,
-    join_waiter: Option<(oneshot::Sender<JoinReply>, i16)>,
+    join_waiter: Option<oneshot::Sender<JoinReply>>,
     sync_waiter: Option<oneshot::Sender<SyncReply>>,
     /// Session expiry, pushed on by heartbeats; not checked while the
     /// member waits in a Join or Sync.
@@ -147,7 +146,7 @@ impl Member {
     }
 
     fn answer_join(&mut self, reply: JoinReply) {
-        if let Some((tx, _)) = self.join_waiter.take() {
+        if let Some(tx) = self.join_waiter.take() {
             let _ = tx.send(reply);
         }
     }
@@ -230,7 +229,6 @@ impl ClassicGroup {
                 client_host: m.client_host.clone(),
                 rebalance_timeout_ms: m.rebalance_timeout,
                 session_timeout_ms: m.session_timeout,
-                protocol_type: v.protocol_type.clone(),
                 protocols: vec![(v.protocol.clone().unwrap_or_default(), m.subscription.clone())],
                 assignment: m.assignment.clone(),
                 join_waiter: None,
@@ -339,17 +337,18 @@ impl ClassicGroup {
         if self.members.contains_key(member_id) { Ok(()) } else { Err(E::UnknownMemberId.code()) }
     }
 
-    fn reply_for(&self, member_id: &str, version: i16, error: i16) -> JoinReply {
+    /// The current generation as `member_id` is told it; the leader also gets the members.
+    fn reply_for(&self, member_id: &str) -> JoinReply {
         let is_leader = self.leader.as_deref() == Some(member_id);
         JoinReply {
-            error,
+            error: 0,
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             leader: self.leader.clone().unwrap_or_default(),
             skip_assignment: false,
             member_id: member_id.to_string(),
-            members: if is_leader && version >= 0 { self.member_list() } else { Vec::new() },
+            members: if is_leader { self.member_list() } else { Vec::new() },
         }
     }
 
@@ -414,7 +413,7 @@ impl ClassicGroup {
             State::PreparingRebalance => self.update_and_park(&id, req, limits, now, now_ms, writes),
             State::CompletingRebalance => {
                 if self.same_metadata(&id, &req.protocols) {
-                    Answer::Now(self.reply_for(&id, req.version, 0))
+                    Answer::Now(self.reply_for(&id))
                 } else {
                     self.update_and_park(&id, req, limits, now, now_ms, writes)
                 }
@@ -424,7 +423,7 @@ impl ClassicGroup {
                 if is_leader || !self.same_metadata(&id, &req.protocols) {
                     self.update_and_park(&id, req, limits, now, now_ms, writes)
                 } else {
-                    Answer::Now(self.reply_for(&id, req.version, 0))
+                    Answer::Now(self.reply_for(&id))
                 }
             }
             State::Empty => fail(E::UnknownMemberId.code()),
@@ -467,10 +466,9 @@ impl ClassicGroup {
             client_host: req.client_host,
             rebalance_timeout_ms: req.rebalance_timeout_ms,
             session_timeout_ms: req.session_timeout_ms,
-            protocol_type: req.protocol_type,
             protocols: req.protocols,
             assignment: Bytes::new(),
-            join_waiter: Some((tx, req.version)),
+            join_waiter: Some(tx),
             sync_waiter: None,
             deadline: now,
         };
@@ -506,7 +504,7 @@ impl ClassicGroup {
         m.protocols = req.protocols;
         // A retried join replaces the earlier one, which gets told to retry.
         m.answer_join(JoinReply::error(E::RebalanceInProgress.code(), id));
-        m.join_waiter = Some((tx, req.version));
+        m.join_waiter = Some(tx);
         self.rebalance_or_complete(limits, now, now_ms, writes);
         Answer::Later(rx)
     }
@@ -547,7 +545,7 @@ impl ClassicGroup {
         match self.state {
             State::Stable if self.select_protocol() == self.protocol => {
                 writes.push(Write { value: Some(self.to_value()), then: After::Nothing });
-                let mut reply = self.reply_for(&new_id, req.version, 0);
+                let mut reply = self.reply_for(&new_id);
                 let is_leader = self.leader.as_deref() == Some(new_id.as_str());
                 reply.skip_assignment = is_leader && req.version >= 9;
                 if !reply.skip_assignment {
@@ -633,9 +631,8 @@ impl ClassicGroup {
         self.transition(State::CompletingRebalance, now_ms);
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in &ids {
-            let reply_version = self.members[id].join_waiter.as_ref().map(|(_, v)| *v);
-            if let Some(v) = reply_version {
-                let reply = self.reply_for(id, v, 0);
+            if self.members[id].awaiting_join() {
+                let reply = self.reply_for(id);
                 self.members.get_mut(id).expect("member").answer_join(reply);
             }
             let m = self.members.get_mut(id).expect("member");
@@ -902,8 +899,11 @@ impl ClassicGroup {
     /// Topics the members subscribe to, when the group speaks the consumer
     /// protocol and its subscriptions parse; None when they cannot be known.
     pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
-        if self.protocol_type.as_deref() != Some("consumer") || self.members.is_empty() {
-            return Some(BTreeSet::new()).filter(|_| self.members.is_empty());
+        if self.members.is_empty() {
+            return Some(BTreeSet::new());
+        }
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
         }
         let mut topics = BTreeSet::new();
         for m in self.members.values() {
@@ -915,7 +915,8 @@ impl ClassicGroup {
     /// Marks the group deleted: every parked request learns it.
     pub fn kill(&mut self, now_ms: i64) {
         for m in self.members.values_mut() {
-            m.answer_join(JoinReply::error(E::CoordinatorNotAvailable.code(), &m.id.clone()));
+            let reply = JoinReply::error(E::CoordinatorNotAvailable.code(), &m.id);
+            m.answer_join(reply);
             m.answer_sync(SyncReply::error(E::CoordinatorNotAvailable.code()));
         }
         self.transition(State::Dead, now_ms);
