@@ -159,10 +159,18 @@ impl Group {
     }
 }
 
+/// What the broker above raft serves to its peers over the raft transport
+/// ([`RaftNode::call_control`]): cluster control, whose messages raft does
+/// not know. Bodies are the broker's own encoding.
+pub trait ControlHandler: Send + Sync + 'static {
+    fn handle(&self, body: Vec<u8>) -> futures_util::future::BoxFuture<'static, Result<Vec<u8>, String>>;
+}
+
 /// The groups by id; what the transport dispatches inbound requests with.
 #[derive(Default)]
 struct GroupTable {
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
+    control: RwLock<Option<Arc<dyn ControlHandler>>>,
 }
 
 impl GroupTable {
@@ -174,6 +182,13 @@ impl GroupTable {
 impl Dispatch for GroupTable {
     fn raft(&self, group: &GroupId) -> Option<FjordRaft> {
         self.get(group).map(|g| g.raft.clone())
+    }
+
+    fn control(&self, body: Vec<u8>) -> futures_util::future::BoxFuture<'static, Result<Vec<u8>, String>> {
+        match self.control.read().expect("control lock").clone() {
+            Some(h) => h.handle(body),
+            None => Box::pin(async { Err("this node is still starting".to_string()) }),
+        }
     }
 }
 
@@ -230,6 +245,34 @@ impl RaftNode {
 
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// Where node `id`'s raft transport listens, as the cluster metadata says.
+    pub fn set_peer_address(&self, id: u64, addr: &str) {
+        if id != self.id {
+            self.transport.set_address(id, addr);
+        }
+    }
+
+    /// Installs what serves peers' control requests (until then they fail).
+    pub fn set_control_handler(&self, handler: Arc<dyn ControlHandler>) {
+        *self.groups.control.write().expect("control lock") = Some(handler);
+    }
+
+    /// Sends a control request to node `target` (at `addr`, if this node
+    /// dials it) and returns the answer. A node answering with an error, an
+    /// unreachable one and a late answer are all `Err`, with the reason.
+    pub async fn call_control(
+        &self,
+        target: u64,
+        addr: Option<&str>,
+        body: &[u8],
+        timeout: std::time::Duration,
+    ) -> Result<bytes::Bytes, String> {
+        let peer = self.transport.peer(target, addr);
+        peer.call(crate::transport::frame::Rpc::Control, GroupId::METADATA, body, crate::transport::peer::Urgency::Now, timeout)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Transport counters per peer node id.

@@ -47,6 +47,10 @@ pub enum Rpc {
     /// apart because an empty AppendEntries from the replication client
     /// carries a commit index that the next write waits for.
     Heartbeat = 6,
+    /// A request for the broker above raft (cluster control: registration,
+    /// heartbeats, forwarded metadata writes, leadership moves); the body is
+    /// the broker's, opaque here. See [`crate::registry::ControlHandler`].
+    Control = 7,
 }
 
 impl Rpc {
@@ -58,6 +62,7 @@ impl Rpc {
             4 => Rpc::Snapshot,
             5 => Rpc::TransferLeader,
             6 => Rpc::Heartbeat,
+            7 => Rpc::Control,
             _ => return None,
         })
     }

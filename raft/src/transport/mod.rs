@@ -48,6 +48,9 @@ struct Inner {
     config: Arc<RaftConfig>,
     dispatch: Arc<dyn Dispatch>,
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
+    /// Addresses the broker learned from cluster metadata; they win over the
+    /// (possibly older) addresses in a group's membership.
+    book: Mutex<HashMap<u64, String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -65,7 +68,8 @@ impl Transport {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let advertised = advertised.unwrap_or_else(|| addr.to_string()).into();
-        let inner = Inner { local, addr, advertised, config, dispatch, peers: Mutex::default(), tasks: Mutex::default() };
+        let inner =
+            Inner { local, addr, advertised, config, dispatch, peers: Mutex::default(), book: Mutex::default(), tasks: Mutex::default() };
         let transport = Self { inner: Arc::new(inner) };
         let task = tokio::spawn(server::listen(listener, transport.clone()));
         transport.inner.tasks.lock().expect("tasks lock").push(task);
@@ -93,6 +97,8 @@ impl Transport {
     /// The peer for `remote`, created (with its manager task) on first use.
     /// `addr` is where it listens; only the dialling side needs it.
     pub fn peer(&self, remote: u64, addr: Option<&str>) -> Arc<Peer> {
+        let booked = self.inner.book.lock().expect("book lock").get(&remote).cloned();
+        let addr = booked.as_deref().or(addr);
         let mut peers = self.inner.peers.lock().expect("peers lock");
         let peer = peers.entry(remote).or_insert_with(|| {
             let (peer, accepted) = Peer::new(self.inner.local, remote, Arc::clone(&self.inner.advertised), Arc::clone(&self.inner.config));
@@ -109,6 +115,15 @@ impl Transport {
             peer.set_addr(addr);
         }
         Arc::clone(peer)
+    }
+
+    /// Records where node `remote` listens now (it registered anew, perhaps
+    /// on another port); used for every later dial to it.
+    pub fn set_address(&self, remote: u64, addr: &str) {
+        let changed = self.inner.book.lock().expect("book lock").insert(remote, addr.to_string()).as_deref() != Some(addr);
+        if changed && let Some(p) = self.inner.peers.lock().expect("peers lock").get(&remote) {
+            p.set_addr(addr);
+        }
     }
 
     /// Counters of every peer, by node id.

@@ -82,6 +82,7 @@ impl GroupNetwork {
             Rpc::Vote | Rpc::PreVote => RPCTypes::Vote,
             Rpc::Snapshot => RPCTypes::InstallSnapshot,
             Rpc::TransferLeader => RPCTypes::TransferLeader,
+            Rpc::Control => unreachable!("groups send no control requests"),
         };
         let answer = self.peer.call(rpc, self.group, &body, urgency, ttl).await.map_err(|e| match e {
             CallError::Timeout(target) => RPCError::Timeout(Timeout { action, id: self.local, target, timeout: ttl }),
@@ -99,6 +100,7 @@ fn action_name(rpc: Rpc) -> &'static str {
         Rpc::PreVote => "pre-vote answer",
         Rpc::Snapshot => "snapshot answer",
         Rpc::TransferLeader => "transfer leader answer",
+        Rpc::Control => "control answer",
     }
 }
 

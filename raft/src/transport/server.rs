@@ -16,6 +16,12 @@ use crate::types::{SnapshotMeta, TypeConfig, Vote};
 /// Finds the raft instance of a group hosted on this node.
 pub trait Dispatch: Send + Sync + 'static {
     fn raft(&self, group: &GroupId) -> Option<FjordRaft>;
+
+    /// Serves a [`Rpc::Control`] request: the broker's, not a group's.
+    fn control(&self, body: Vec<u8>) -> futures_util::future::BoxFuture<'static, Result<Vec<u8>, String>> {
+        let _ = body;
+        Box::pin(async { Err("no control handler on this node".to_string()) })
+    }
 }
 
 type AppendRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
@@ -39,6 +45,7 @@ pub(crate) enum Inbound {
     PreVote(VoteRequest),
     Snapshot(SnapshotRequest),
     TransferLeader(TransferLeaderRequest),
+    Control(Vec<u8>),
 }
 
 impl Inbound {
@@ -61,11 +68,21 @@ pub(crate) fn decode_request(rpc: Rpc, body: &[u8]) -> Result<Inbound, FrameErro
         Rpc::PreVote => Inbound::PreVote(decode_body("pre-vote", body)?),
         Rpc::Snapshot => Inbound::Snapshot(decode_body("snapshot", body)?),
         Rpc::TransferLeader => Inbound::TransferLeader(decode_body("transfer leader", body)?),
+        Rpc::Control => Inbound::Control(body.to_vec()),
     })
 }
 
 /// Serves one request on its group; the kind and body of the answer.
 pub(crate) async fn serve(dispatch: &dyn Dispatch, group: GroupId, request: Inbound) -> (Kind, Vec<u8>) {
+    let request = match request {
+        Inbound::Control(body) => {
+            return match dispatch.control(body).await {
+                Ok(body) => (Kind::Response(Rpc::Control), body),
+                Err(e) => (Kind::Failure, e.into_bytes()),
+            };
+        }
+        other => other,
+    };
     let Some(raft) = dispatch.raft(&group) else {
         // Not created here yet, or already removed: the sender backs off and retries.
         return (Kind::Failure, format!("group {group} is not hosted here").into_bytes());
@@ -82,6 +99,7 @@ pub(crate) async fn serve(dispatch: &dyn Dispatch, group: GroupId, request: Inbo
         Inbound::TransferLeader(r) => {
             (Rpc::TransferLeader, raft.handle_transfer_leader(r).await.map(|a| encode_body(&a)).map_err(|e| e.to_string()))
         }
+        Inbound::Control(_) => unreachable!("served above"),
     };
     match answer {
         Ok(body) => (Kind::Response(rpc), body),
@@ -126,6 +144,8 @@ async fn handshake(mut stream: TcpStream, transport: &Transport) -> Result<(), F
             peer.accepted().send(stream).await.map_err(|_| FrameError::Unexpected("a running transport"))
         }
         Handshake::DialBack { node_id: remote, addr } if remote > local => {
+            // The peer's own word on where it listens now beats any older record.
+            transport.set_address(remote, &addr);
             transport.peer(remote, Some(&addr)).redial_now();
             Ok(())
         }
