@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use fjord_raft::registry::RaftNode;
 
+use crate::cluster::Cluster;
 use crate::config::{BrokerConfig, Listener};
 use crate::group::GroupCoordinator;
-use crate::metadata::{MetadataRecord, MetadataStore};
+use crate::metadata::{MetadataImage, MetadataRecord, MetadataStore, TopicImage};
 use crate::partition::PartitionManager;
 use crate::producer_ids::ProducerIds;
 
@@ -23,6 +24,14 @@ pub enum StartError {
     Metadata(String),
 }
 
+/// See [`Broker::leader_view`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderView {
+    pub leader: i32,
+    pub epoch: i32,
+    pub isr: Vec<i32>,
+}
+
 /// One per process; shared by every connection as `Arc<Broker>`.
 pub struct Broker {
     pub config: Arc<BrokerConfig>,
@@ -32,6 +41,7 @@ pub struct Broker {
     pub producer_ids: ProducerIds,
     pub fetch_sessions: crate::handlers::fetch_session::FetchSessions,
     pub groups: Arc<GroupCoordinator>,
+    pub cluster: Arc<Cluster>,
 }
 
 impl Broker {
@@ -46,30 +56,82 @@ impl Broker {
         }
         std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
         check_writable(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
-        let raft_addr = config.raft_listener.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-        let node = RaftNode::start(config.node_id as u64, raft_addr, &data_dir, config.raft.clone())
+        let raft_addr = config.raft_listen_addr();
+        let node = RaftNode::start_advertised(config.node_id as u64, raft_addr, config.raft_advertised(), &data_dir, config.raft.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
         let node = Arc::new(node);
-        let metadata = MetadataStore::open(&node).await.map_err(|e| StartError::Metadata(e.to_string()))?;
-        let image = metadata.caught_up(Duration::from_secs(60)).await.map_err(|e| StartError::Metadata(e.to_string()))?;
+        let metadata =
+            MetadataStore::open(&node, &config.controller_quorum_voters).await.map_err(|e| StartError::Metadata(e.to_string()))?;
+        let cluster = Cluster::new(Arc::clone(&config), Arc::clone(&node), Arc::clone(&metadata));
+        // Registering first: a broker that is not a voter gets the metadata
+        // only once the controller has made it a learner.
+        tokio::spawn(crate::cluster::heartbeat::run(Arc::clone(&cluster)));
+        tokio::spawn(crate::cluster::liveness::run(Arc::clone(&cluster)));
+        let image = wait_for_registration(&cluster).await?;
         if image.cluster_id.is_none() {
             let id = config.cluster_id.clone().unwrap_or_else(|| crate::metadata::TopicId::random().to_base64());
-            let controller = metadata.controller().await;
-            controller.propose(&[MetadataRecord::ClusterId { id }]).await.map_err(|e| StartError::Metadata(e.to_string()))?;
+            metadata
+                .write(|image| {
+                    let records = if image.cluster_id.is_none() { vec![MetadataRecord::ClusterId { id: id.clone() }] } else { vec![] };
+                    Ok::<_, crate::metadata::MetadataError>((records, ()))
+                })
+                .await
+                .map_err(|e| StartError::Metadata(e.to_string()))?;
         }
         let partitions = PartitionManager::new(Arc::clone(&node), Arc::clone(&config), data_dir);
+        cluster.set_partitions(Arc::clone(&partitions));
         partitions.reconcile(&metadata.image()).await;
         tokio::spawn(Arc::clone(&partitions).run(metadata.subscribe()));
+        tokio::spawn(crate::cluster::leadership::run(Arc::clone(&cluster)));
         let producer_ids = ProducerIds::new(config.node_id);
         let groups = GroupCoordinator::new(Arc::clone(&config), Arc::clone(&partitions), Arc::clone(&metadata));
         tokio::spawn(Arc::clone(&groups).run());
-        Ok(Arc::new(Self { config, node, metadata, partitions, producer_ids, fetch_sessions: Default::default(), groups }))
+        Ok(Arc::new(Self { config, node, metadata, partitions, producer_ids, fetch_sessions: Default::default(), groups, cluster }))
     }
 
     /// The cluster id, once the metadata log has one.
     pub fn cluster_id(&self) -> String {
         self.metadata.image().cluster_id.clone().unwrap_or_default()
+    }
+
+    /// A partition's leader, leader epoch and ISR as this broker knows them:
+    /// the metadata, unless this broker hosts a replica that has seen a newer
+    /// term (its raft knows before the leader's report is committed). A
+    /// leader that is fenced is no leader (-1): clients wait and look again.
+    pub fn leader_view(&self, image: &MetadataImage, topic: &TopicImage, index: i32) -> LeaderView {
+        let (mut leader, mut epoch, mut isr) =
+            topic.state(index).map_or((-1, -1, Vec::new()), |s| (s.leader, s.leader_epoch, s.isr.clone()));
+        if let Some(p) = self.partitions.get(&topic.name, index).filter(|p| p.topic_id == topic.id)
+            && let Some(local) = p.leader_id()
+            && p.leader_epoch() > epoch
+        {
+            (leader, epoch) = (local, p.leader_epoch());
+        }
+        if leader >= 0 && !image.is_live(leader) && !(leader == self.config.node_id && image.brokers.is_empty()) {
+            leader = -1;
+        }
+        if isr.is_empty() {
+            isr = topic.replicas.get(index as usize).cloned().unwrap_or_default();
+        }
+        // The controller's view wins for a broker it has fenced, as Kafka's
+        // controller takes a fenced broker out of every ISR at once.
+        if !image.brokers.is_empty() {
+            isr.retain(|b| image.is_live(*b));
+        }
+        LeaderView { leader, epoch, isr }
+    }
+
+    /// Where broker `id` is reached on `listener` (host, port, rack).
+    pub fn endpoint_of(&self, id: i32, listener: &str) -> Option<(String, u16, Option<String>)> {
+        let image = self.metadata.image();
+        match image.brokers.get(&id) {
+            Some(b) => b.endpoint(listener).map(|e| (e.host.clone(), e.port, b.rack.clone())),
+            None if id == self.config.node_id => {
+                self.advertised(listener).map(|l| (l.host.clone(), l.port, self.config.broker_rack.clone()))
+            }
+            None => None,
+        }
     }
 
     /// The advertised endpoint of listener `name`: the host and port clients
@@ -81,6 +143,32 @@ impl Broker {
     /// Stops raft cleanly (the logs are flushed by their stores).
     pub async fn shutdown(&self) {
         self.node.shutdown().await;
+    }
+}
+
+/// Waits until this broker's registration is in its own metadata image:
+/// then a quorum is up, this broker can reach the controller, and the image
+/// is caught up at least to that point. Logs while it waits (a cluster whose
+/// other voters are not started yet waits here, as Kafka's brokers do).
+async fn wait_for_registration(cluster: &Cluster) -> Result<Arc<crate::metadata::MetadataImage>, StartError> {
+    const LIMIT: Duration = Duration::from_secs(600);
+    let started = std::time::Instant::now();
+    let mut images = cluster.metadata.subscribe();
+    let me = cluster.config.node_id;
+    loop {
+        let registered = |i: &Arc<crate::metadata::MetadataImage>| i.brokers.get(&me).is_some_and(|b| b.incarnation == cluster.incarnation);
+        match tokio::time::timeout(Duration::from_secs(10), images.wait_for(registered)).await {
+            Ok(Ok(image)) => return Ok(Arc::clone(&image)),
+            Ok(Err(_)) => return Err(StartError::Metadata("metadata tail stopped".into())),
+            Err(_) if started.elapsed() > LIMIT => {
+                return Err(StartError::Metadata(format!("no controller quorum to register with after {LIMIT:?}")));
+            }
+            Err(_) => {
+                let voters: Vec<String> =
+                    cluster.config.controller_quorum_voters.iter().map(|v| format!("{}@{}:{}", v.id, v.host, v.port)).collect();
+                tracing::info!(voters = ?voters, "waiting for the controller quorum to register this broker");
+            }
+        }
     }
 }
 

@@ -21,10 +21,13 @@ impl ProducerIds {
     pub async fn next(&self, metadata: &MetadataStore) -> Result<i64, MetadataError> {
         let mut block = self.block.lock().await;
         if block.0 >= block.1 {
-            let controller = metadata.controller().await;
-            let first = controller.image().next_producer_id;
-            let next = first + BLOCK_SIZE;
-            controller.propose(&[MetadataRecord::ProducerIds { broker: self.node_id, first, next }]).await?;
+            let node_id = self.node_id;
+            let (_, (first, next)) = metadata
+                .write(|image| {
+                    let (first, next) = (image.next_producer_id, image.next_producer_id + BLOCK_SIZE);
+                    Ok::<_, MetadataError>((vec![MetadataRecord::ProducerIds { broker: node_id, first, next }], (first, next)))
+                })
+                .await?;
             *block = (first, next);
         }
         let id = block.0;

@@ -26,6 +26,9 @@ case "$tool" in
   kafka-consumer-perf-test) class=org.apache.kafka.tools.ConsumerPerformance ;;
   kafka-dump-log) class=org.apache.kafka.tools.DumpLogSegments ;;
   kafka-consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+  kafka-leader-election) class=org.apache.kafka.tools.LeaderElectionCommand ;;
+  kafka-reassign-partitions) class=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
+  kafka-metadata-quorum) class=org.apache.kafka.tools.MetadataQuorumCommand ;;
   kafka-storage) class=kafka.tools.StorageTool ;;
   kafka-server-start) class=kafka.Kafka level=${KAFKA_TOOL_LOG_LEVEL:-info} ;;
   *)

@@ -119,26 +119,28 @@ pub async fn alter_configs(
     let mut results: Vec<Option<Result<(), AdminError>>> = preprocess(broker.config.node_id, resources, mode);
     let topics: Vec<usize> = (0..resources.len()).filter(|&i| results[i].is_none()).collect();
     if !topics.is_empty() {
-        let controller = broker.metadata.controller().await;
-        let image = controller.image();
-        let mut records = Vec::new();
-        for &i in &topics {
-            let planned = plan_topic(broker, &image, &resources[i], mode);
-            results[i] = Some(planned.map(|record| records.extend(record)));
-        }
-        if !validate_only && !records.is_empty() {
-            if let Err(e) = controller.propose(&records).await {
-                let e = AdminError::from(e);
-                for &i in &topics {
-                    if matches!(results[i], Some(Ok(()))) {
-                        results[i] = Some(Err(e.clone()));
-                    }
-                }
-            } else {
-                for &i in &topics {
-                    if matches!(results[i], Some(Ok(()))) {
+        let written = broker
+            .metadata
+            .write(|image| {
+                let mut records = Vec::new();
+                let planned: Vec<Result<(), AdminError>> =
+                    topics.iter().map(|&i| plan_topic(broker, image, &resources[i], mode).map(|r| records.extend(r))).collect();
+                Ok::<_, crate::metadata::MetadataError>((if validate_only { vec![] } else { records }, planned))
+            })
+            .await;
+        match written {
+            Ok((_, planned)) => {
+                for (&i, r) in topics.iter().zip(planned) {
+                    if r.is_ok() && !validate_only {
                         tracing::info!(topic = %resources[i].name, "topic configs altered");
                     }
+                    results[i] = Some(r);
+                }
+            }
+            Err(e) => {
+                let e = AdminError::from(e);
+                for &i in &topics {
+                    results[i] = Some(Err(e.clone()));
                 }
             }
         }

@@ -10,7 +10,7 @@ use super::AdminError;
 use crate::Broker;
 use crate::config::topic;
 use crate::handlers::util::{collides, validate_topic_name};
-use crate::metadata::{MetadataRecord, TopicId, TopicImage};
+use crate::metadata::{MetadataImage, MetadataRecord, TopicId, TopicImage};
 
 /// What to create.
 #[derive(Debug, Clone)]
@@ -25,14 +25,17 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
-/// The live broker ids placement may use. One today; the cluster's brokers in issue 7.
-pub(crate) fn brokers(broker: &Broker) -> Vec<i32> {
-    vec![broker.config.node_id]
+/// The brokers placement may use: the registered, unfenced ones (id, rack).
+/// Before this broker's own registration is in the image (a single node's
+/// first moments), this broker alone.
+pub(crate) fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<(i32, Option<String>)> {
+    let live: Vec<(i32, Option<String>)> = image.live_brokers().map(|b| (b.id, b.rack.clone())).collect();
+    if live.is_empty() { vec![(broker.config.node_id, broker.config.broker_rack.clone())] } else { live }
 }
 
 /// Checks `new` against the image and the broker's limits; returns the
 /// record that would create it.
-fn plan(broker: &Broker, image: &crate::metadata::MetadataImage, new: &NewTopic) -> Result<MetadataRecord, AdminError> {
+fn plan(broker: &Broker, image: &MetadataImage, new: &NewTopic) -> Result<MetadataRecord, AdminError> {
     let invalid_topic = |m: String| AdminError::new(ResponseError::InvalidTopicException, m);
     validate_topic_name(&new.name).map_err(invalid_topic)?;
     if new.name == "__cluster_metadata" {
@@ -44,7 +47,8 @@ fn plan(broker: &Broker, image: &crate::metadata::MetadataImage, new: &NewTopic)
     if let Some(other) = image.topics.keys().find(|t| collides(t, &new.name)) {
         return Err(invalid_topic(format!("Topic '{}' collides with existing topic: {other}", new.name)));
     }
-    let live = brokers(broker);
+    let placeable = brokers(broker, image);
+    let live: Vec<i32> = placeable.iter().map(|b| b.0).collect();
     let replicas = if !new.assignments.is_empty() {
         if new.num_partitions != -1 || new.replication_factor != -1 {
             return Err(AdminError::new(
@@ -87,7 +91,8 @@ fn plan(broker: &Broker, image: &crate::metadata::MetadataImage, new: &NewTopic)
                 ),
             ));
         }
-        (0..partitions).map(|p| (0..rf as usize).map(|r| live[(p as usize + r) % live.len()]).collect()).collect()
+        let start = rand::random::<u32>() as usize % live.len();
+        crate::cluster::placement::place(&placeable, partitions as usize, rf as usize, start)
     };
     topic::validate_for(&broker.config, &new.configs).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
     Ok(MetadataRecord::Topic { name: new.name.clone(), id: TopicId::random(), replicas, configs: new.configs.clone() })
@@ -97,17 +102,20 @@ fn plan(broker: &Broker, image: &crate::metadata::MetadataImage, new: &NewTopic)
 /// `wait`, for its partitions to come online here. Returns the topic as
 /// created (for validate_only, as it would be).
 pub async fn create_topic(broker: &Arc<Broker>, new: &NewTopic, validate_only: bool, wait: Duration) -> Result<TopicImage, AdminError> {
-    let controller = broker.metadata.controller().await;
-    let image = controller.image();
-    let record = plan(broker, &image, new)?;
-    let MetadataRecord::Topic { name, id, replicas, configs } = record.clone() else { unreachable!("plan makes a topic") };
-    let planned = TopicImage { name, id, replicas, configs };
+    let (image, planned) = broker
+        .metadata
+        .write(|image| {
+            let record = plan(broker, image, new)?;
+            let MetadataRecord::Topic { name, id, replicas, configs } = record.clone() else { unreachable!("plan makes a topic") };
+            let planned = TopicImage::new(name, id, replicas, configs);
+            Ok::<_, AdminError>((if validate_only { vec![] } else { vec![record] }, planned))
+        })
+        .await?;
     if validate_only {
         return Ok(planned);
     }
-    let image = controller.propose(&[record]).await?;
-    drop(controller);
     tracing::info!(topic = %new.name, partitions = planned.partition_count(), "topic created");
-    broker.partitions.wait_ready(&image, &new.name, wait).await;
-    Ok(image.topic(&new.name).map_or(planned, |t| (**t).clone()))
+    crate::partition::PartitionManager::wait_ready(&mut broker.metadata.subscribe(), &new.name, wait).await;
+    let image = broker.metadata.image().topic(&new.name).cloned().or_else(|| image.topic(&new.name).cloned());
+    Ok(image.map_or(planned, |t| (*t).clone()))
 }

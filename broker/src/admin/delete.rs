@@ -43,14 +43,16 @@ struct Plan {
 /// the proposal itself fails (not the controller, timed out): Kafka then
 /// answers every topic with that error.
 pub async fn delete_topics(broker: &Arc<Broker>, requested: &[Requested]) -> Result<Vec<Outcome>, AdminError> {
-    let controller = broker.metadata.controller().await;
-    let Plan { mut refused, delete } = plan(&controller.image(), requested);
-    if !delete.is_empty() {
-        let records: Vec<MetadataRecord> = delete.iter().map(|(id, _)| MetadataRecord::RemoveTopic { id: *id }).collect();
-        controller.propose(&records).await?;
-        for (id, name) in &delete {
-            tracing::info!(topic = %name, topic_id = %id, "topic deleted");
-        }
+    let (_, Plan { mut refused, delete }) = broker
+        .metadata
+        .write(|image| {
+            let plan = plan(image, requested);
+            let records: Vec<MetadataRecord> = plan.delete.iter().map(|(id, _)| MetadataRecord::RemoveTopic { id: *id }).collect();
+            Ok::<_, AdminError>((records, plan))
+        })
+        .await?;
+    for (id, name) in &delete {
+        tracing::info!(topic = %name, topic_id = %id, "topic deleted");
     }
     refused.extend(delete.into_iter().map(|(id, name)| Outcome { name: Some(name), id, result: Ok(()) }));
     Ok(refused)

@@ -7,6 +7,7 @@ pub mod configs;
 pub mod create;
 pub mod delete;
 pub mod partitions;
+pub mod reassign;
 
 use kafka_protocol::ResponseError;
 
@@ -27,7 +28,7 @@ impl AdminError {
 impl From<crate::metadata::MetadataError> for AdminError {
     fn from(e: crate::metadata::MetadataError) -> Self {
         let code = match e {
-            crate::metadata::MetadataError::NotController => ResponseError::NotController,
+            crate::metadata::MetadataError::NotController | crate::metadata::MetadataError::NoController(_) => ResponseError::NotController,
             crate::metadata::MetadataError::Timeout(_) => ResponseError::RequestTimedOut,
             _ => ResponseError::UnknownServerError,
         };

@@ -23,13 +23,6 @@ pub struct NewPartitions {
     pub assignments: Option<Vec<Vec<i32>>>,
 }
 
-/// The live broker ids replicas may be placed on: this node today, the
-/// cluster's registered brokers once there are several (issue 7). Kept
-/// identical to `create.rs`'s placement.
-fn live_brokers(broker: &Broker) -> Vec<i32> {
-    vec![broker.config.node_id]
-}
-
 /// Adds the partitions (or only checks, `validate_only`); one result per
 /// entry of `topics`, in order. Then waits, up to `wait`, for the new
 /// partitions to have a leader here, so a describe right after sees them.
@@ -39,36 +32,42 @@ pub async fn create_partitions(
     validate_only: bool,
     wait: Duration,
 ) -> Vec<Result<(), AdminError>> {
-    let controller = broker.metadata.controller().await;
-    let image = controller.image();
-    let live = live_brokers(broker);
-    let planned: Vec<Result<MetadataRecord, AdminError>> = topics.iter().map(|t| plan(&image, &live, t)).collect();
-    let records: Vec<MetadataRecord> = planned.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-    if validate_only || records.is_empty() {
-        return planned.into_iter().map(|r| r.map(|_| ())).collect();
-    }
-    let image = match controller.propose(&records).await {
-        Ok(image) => image,
+    let written = broker
+        .metadata
+        .write(|image| {
+            let live = crate::admin::create::brokers(broker, image);
+            let planned: Vec<Result<MetadataRecord, AdminError>> = topics.iter().map(|t| plan(image, &live, t)).collect();
+            let records: Vec<MetadataRecord> =
+                if validate_only { vec![] } else { planned.iter().filter_map(|r| r.as_ref().ok().cloned()).collect() };
+            Ok::<_, crate::metadata::MetadataError>((records, planned))
+        })
+        .await;
+    let planned = match written {
+        Ok((_, planned)) => planned,
         Err(e) => {
             let e = AdminError::from(e);
-            return planned.into_iter().map(|r| r.and(Err(e.clone()))).collect();
+            return topics.iter().map(|_| Err(e.clone())).collect();
         }
     };
-    drop(controller);
+    if validate_only {
+        return planned.into_iter().map(|r| r.map(|_| ())).collect();
+    }
     // One deadline for the whole request, not `wait` per topic.
     let deadline = tokio::time::Instant::now() + wait;
+    let mut images = broker.metadata.subscribe();
     for (t, r) in topics.iter().zip(&planned) {
         if r.is_ok() {
             tracing::info!(topic = %t.name, partitions = t.count, "partitions added");
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            broker.partitions.wait_ready(&image, &t.name, left).await;
+            crate::partition::PartitionManager::wait_ready(&mut images, &t.name, left).await;
         }
     }
     planned.into_iter().map(|r| r.map(|_| ())).collect()
 }
 
 /// Checks one topic against `image`; returns the record that adds its partitions.
-fn plan(image: &MetadataImage, live: &[i32], new: &NewPartitions) -> Result<MetadataRecord, AdminError> {
+fn plan(image: &MetadataImage, brokers: &[(i32, Option<String>)], new: &NewPartitions) -> Result<MetadataRecord, AdminError> {
+    let live: Vec<i32> = brokers.iter().map(|b| b.0).collect();
     let invalid_partitions = |m: String| AdminError::new(ResponseError::InvalidPartitions, m);
     let Some(topic) = image.topic(&new.name) else {
         return Err(AdminError::new(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition."));
@@ -97,11 +96,11 @@ fn plan(image: &MetadataImage, live: &[i32], new: &NewPartitions) -> Result<Meta
                 ));
             }
             for replicas in assignments {
-                check_assignment(replicas, live, rf)?;
+                check_assignment(replicas, &live, rf)?;
             }
             assignments.clone()
         }
-        None => place(live, current, additional, rf)?,
+        None => place(brokers, current, additional, rf)?,
     };
     debug_assert_eq!(replicas.len() as i32, additional);
     Ok(MetadataRecord::Partitions { id: topic.id, replicas })
@@ -132,16 +131,15 @@ fn check_assignment(replicas: &[i32], live: &[i32], rf: i16) -> Result<(), Admin
     Ok(())
 }
 
-/// Round-robin placement as `create.rs` does it, continuing from partition `first`.
-fn place(live: &[i32], first: i32, count: i32, rf: i16) -> Result<Vec<Vec<i32>>, AdminError> {
+/// Rack-aware placement as `create.rs` does it, continuing from partition `first`.
+fn place(live: &[(i32, Option<String>)], first: i32, count: i32, rf: i16) -> Result<Vec<Vec<i32>>, AdminError> {
     if rf as usize > live.len() || rf <= 0 {
         return Err(AdminError::new(
             ResponseError::InvalidReplicationFactor,
             format!("The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.", live.len()),
         ));
     }
-    let replicas = (first..first + count).map(|p| (0..rf as usize).map(|r| live[(p as usize + r) % live.len()]).collect()).collect();
-    Ok(replicas)
+    Ok(crate::cluster::placement::place(live, count as usize, rf as usize, first as usize))
 }
 
 #[cfg(test)]
@@ -150,6 +148,10 @@ mod tests {
 
     use super::*;
     use crate::metadata::TopicId;
+
+    fn ids(ids: &[i32]) -> Vec<(i32, Option<String>)> {
+        ids.iter().map(|i| (*i, None)).collect()
+    }
 
     fn image() -> MetadataImage {
         let mut img = MetadataImage::default();
@@ -169,14 +171,14 @@ mod tests {
     #[test]
     fn counts_only_grow() {
         let img = image();
-        let (code, msg) = error(plan(&img, &[1], &grow(3, None)));
+        let (code, msg) = error(plan(&img, &ids(&[1]), &grow(3, None)));
         assert_eq!((code, msg.as_str()), (ResponseError::InvalidPartitions, "Topic already has 3 partition(s)."));
-        let (code, msg) = error(plan(&img, &[1], &grow(2, None)));
+        let (code, msg) = error(plan(&img, &ids(&[1]), &grow(2, None)));
         assert_eq!(code, ResponseError::InvalidPartitions);
         assert_eq!(msg, "The topic t currently has 3 partition(s); 2 would not be an increase.");
-        let (code, _) = error(plan(&img, &[1], &NewPartitions { name: "nope".into(), count: 5, assignments: None }));
+        let (code, _) = error(plan(&img, &ids(&[1]), &NewPartitions { name: "nope".into(), count: 5, assignments: None }));
         assert_eq!(code, ResponseError::UnknownTopicOrPartition);
-        match plan(&img, &[1], &grow(5, None)).unwrap() {
+        match plan(&img, &ids(&[1]), &grow(5, None)).unwrap() {
             MetadataRecord::Partitions { replicas, .. } => assert_eq!(replicas, [vec![1], vec![1]]),
             other => panic!("{other:?}"),
         }
@@ -192,18 +194,18 @@ mod tests {
             (vec![vec![1], vec![1, 1]], "The manual partition assignment includes the broker 1 more than once."),
         ];
         for (assignments, message) in cases {
-            let (code, msg) = error(plan(&img, &[1], &grow(5, Some(assignments.clone()))));
+            let (code, msg) = error(plan(&img, &ids(&[1]), &grow(5, Some(assignments.clone()))));
             assert_eq!(code, ResponseError::InvalidReplicaAssignment);
             assert_eq!(&msg, message);
         }
-        let (_, msg) = error(plan(&img, &[1, 2], &grow(4, Some(vec![vec![1, 2]]))));
+        let (_, msg) = error(plan(&img, &ids(&[1, 2]), &grow(4, Some(vec![vec![1, 2]]))));
         assert!(msg.contains("includes a partition with 2 replica(s)"), "{msg}");
-        assert!(plan(&img, &[1], &grow(4, Some(vec![vec![1]]))).is_ok());
+        assert!(plan(&img, &ids(&[1]), &grow(4, Some(vec![vec![1]]))).is_ok());
     }
 
     #[test]
     fn placement_continues_round_robin() {
-        assert_eq!(place(&[1, 2, 3], 3, 2, 2).unwrap(), [vec![1, 2], vec![2, 3]]);
-        assert_eq!(place(&[1], 0, 1, 2).unwrap_err().code, ResponseError::InvalidReplicationFactor);
+        assert_eq!(place(&ids(&[1, 2, 3]), 3, 2, 2).unwrap(), [vec![1, 2], vec![2, 3]]);
+        assert_eq!(place(&ids(&[1]), 0, 1, 2).unwrap_err().code, ResponseError::InvalidReplicationFactor);
     }
 }

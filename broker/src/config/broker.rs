@@ -183,6 +183,23 @@ pub struct GroupConfig {
     pub offsets_topic_segment_bytes: i32,
 }
 
+/// Cluster membership and leadership settings, under Kafka's names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout_ms: u64,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms.
+    pub imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub imbalance_percentage: u32,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: u64,
+}
+
 /// See the module doc. Each field names its Kafka key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerConfig {
@@ -195,13 +212,14 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// `listener.security.protocol.map`, names upper case.
     pub listener_security_protocol_map: BTreeMap<String, SecurityProtocol>,
-    /// `controller.listener.names`, upper case. Not used yet.
+    /// `controller.listener.names`, upper case.
     pub controller_listener_names: Vec<String>,
-    /// The entries of `listeners` named in `controller.listener.names`. Not served.
+    /// The entries of `listeners` named in `controller.listener.names`: a
+    /// controller's raft transport binds the first (Kafka's controller listener).
     pub controller_listeners: Vec<Listener>,
-    /// `process.roles`. Not used yet.
+    /// `process.roles`.
     pub process_roles: Vec<ProcessRole>,
-    /// `controller.quorum.voters`. Not used yet.
+    /// `controller.quorum.voters`: the metadata group's voters, by raft address.
     pub controller_quorum_voters: Vec<QuorumVoter>,
     /// `controller.quorum.bootstrap.servers`, as given. Not used yet.
     pub controller_quorum_bootstrap_servers: Vec<String>,
@@ -240,6 +258,8 @@ pub struct BrokerConfig {
     pub log: LogDefaults,
     /// The group coordinator's settings.
     pub groups: GroupConfig,
+    /// Heartbeats, liveness and leader balance.
+    pub cluster: ClusterConfig,
     /// Every setting given, normalized; see [`BrokerConfig::explicit`].
     explicit: BTreeMap<String, String>,
 }
@@ -310,8 +330,17 @@ impl BrokerConfig {
                 offsets_topic_replication_factor: i16::try_from(s.int("offsets.topic.replication.factor")).unwrap_or(3),
                 offsets_topic_segment_bytes: s.int("offsets.topic.segment.bytes"),
             },
+            cluster: ClusterConfig {
+                heartbeat_interval_ms: s.int("broker.heartbeat.interval.ms").max(1) as u64,
+                session_timeout_ms: s.int("broker.session.timeout.ms").max(1) as u64,
+                auto_leader_rebalance: s.bool("auto.leader.rebalance.enable"),
+                imbalance_check_interval_ms: (s.long("leader.imbalance.check.interval.seconds").max(1) as u64).saturating_mul(1000),
+                imbalance_percentage: s.int("leader.imbalance.per.broker.percentage").clamp(0, 100) as u32,
+                replica_lag_time_max_ms: s.long("replica.lag.time.max.ms").max(1) as u64,
+            },
             explicit,
         };
+        config.check_quorum()?;
         debug_assert!(!config.listeners.is_empty() && !config.log_dirs.is_empty());
         Ok((config, warnings))
     }
@@ -329,20 +358,92 @@ impl BrokerConfig {
         self.explicit.contains_key(name)
     }
 
-    /// Where the raft transport binds: `raft.listener`, else port 0 on the
-    /// first listener's host (every interface for an empty host; a name is
-    /// resolved, falling back to loopback).
+    /// Whether this node votes in the metadata quorum: it is one of
+    /// `controller.quorum.voters`, or, with no voters configured, a single
+    /// node that is its own quorum.
+    pub fn is_controller(&self) -> bool {
+        self.controller_quorum_voters.is_empty() || self.controller_quorum_voters.iter().any(|v| v.id == self.node_id)
+    }
+
+    /// Kafka's KRaft rules on `process.roles`, `node.id` and the voters.
+    fn check_quorum(&self) -> Result<(), ConfigError> {
+        let voters = &self.controller_quorum_voters;
+        if voters.is_empty() {
+            if self.process_roles.contains(&ProcessRole::Broker) && !self.process_roles.contains(&ProcessRole::Controller) {
+                return Err(ConfigError::Inconsistent(
+                    "process.roles=broker needs controller.quorum.voters (the controllers to register with)".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let mut ids: Vec<i32> = voters.iter().map(|v| v.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::Inconsistent("controller.quorum.voters names a node id twice".into()));
+        }
+        if ids.iter().any(|&id| id < 0) {
+            return Err(ConfigError::Inconsistent("controller.quorum.voters: node ids must be non-negative".into()));
+        }
+        let listed = ids.contains(&self.node_id);
+        let controller = self.process_roles.contains(&ProcessRole::Controller);
+        if self.process_roles.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "controller.quorum.voters is set, so process.roles must be too (broker, controller or broker,controller)".into(),
+            ));
+        }
+        if controller && !listed {
+            return Err(ConfigError::Inconsistent(format!(
+                "process.roles has controller, so node.id {} must be one of controller.quorum.voters",
+                self.node_id
+            )));
+        }
+        if !controller && listed {
+            return Err(ConfigError::Inconsistent(format!(
+                "node.id {} is in controller.quorum.voters, so process.roles must include controller",
+                self.node_id
+            )));
+        }
+        if controller && self.raft_listener.is_none() && self.controller_listeners.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "a controller needs a listener named in controller.listener.names (its voter address in controller.quorum.voters)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// This node's entry in `controller.quorum.voters`.
+    pub fn own_voter(&self) -> Option<&QuorumVoter> {
+        self.controller_quorum_voters.iter().find(|v| v.id == self.node_id)
+    }
+
+    /// Where peers reach this node's raft transport: `raft.advertised.listener`,
+    /// else a controller's voter address; `None`: the bound address.
+    pub fn raft_advertised(&self) -> Option<String> {
+        self.raft_advertised_listener.clone().or_else(|| {
+            self.own_voter()
+                .map(|v| if v.host.contains(':') { format!("[{}]:{}", v.host, v.port) } else { format!("{}:{}", v.host, v.port) })
+        })
+    }
+
+    /// Where the raft transport binds: `raft.listener`, else a controller's
+    /// controller listener (the address its voter entry names), else port 0
+    /// on the first listener's host (every interface for an empty host; a
+    /// name is resolved, falling back to loopback).
     pub fn raft_listen_addr(&self) -> SocketAddr {
         if let Some(addr) = self.raft_listener {
             return addr;
         }
-        let host = self.listeners.first().map_or("127.0.0.1", |l| l.host.as_str());
+        let controller_listener = self.controller_listeners.first().filter(|_| self.own_voter().is_some());
+        let (host, port) = match controller_listener {
+            Some(l) => (l.host.as_str(), l.port),
+            None => (self.listeners.first().map_or("127.0.0.1", |l| l.host.as_str()), 0),
+        };
         let ip = match host.parse::<IpAddr>() {
             Ok(ip) => ip,
             Err(_) if host.is_empty() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             Err(_) => (host, 0).to_socket_addrs().ok().and_then(|mut a| a.next()).map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip()),
         };
-        SocketAddr::new(ip, 0)
+        SocketAddr::new(ip, port)
     }
 
     /// Every broker config as DescribeConfigs(BROKER) for this broker's id

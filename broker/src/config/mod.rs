@@ -19,7 +19,7 @@ mod listener;
 pub mod properties;
 pub mod topic;
 
-pub use broker::{BrokerConfig, ConfigError, GroupConfig, LogDefaults, ProcessRole, QuorumVoter};
+pub use broker::{BrokerConfig, ClusterConfig, ConfigError, GroupConfig, LogDefaults, ProcessRole, QuorumVoter};
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType};
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::PropertiesError;

@@ -17,15 +17,16 @@ use crate::admin::create::{NewTopic, brokers, create_topic};
 /// online before answering COORDINATOR_NOT_AVAILABLE (clients retry that).
 const CREATE_WAIT: Duration = Duration::from_secs(10);
 
-/// Makes sure the topic exists and its partitions are online here; false
-/// if it cannot be had now.
+/// Makes sure the topic exists (a new one with a leader for every
+/// partition); false if it cannot be had now.
 pub async fn ensure_offsets_topic(broker: &Arc<Broker>) -> bool {
     let image = broker.metadata.image();
     if image.topic(OFFSETS_TOPIC).is_some() {
-        return broker.partitions.wait_ready(&image, OFFSETS_TOPIC, CREATE_WAIT).await;
+        // Each partition's leader is looked up by whoever needs it.
+        return true;
     }
     let g = &broker.config.groups;
-    let live = brokers(broker).len().max(1);
+    let live = brokers(broker, &image).len().max(1);
     let new = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
         num_partitions: g.offsets_topic_num_partitions,
@@ -45,5 +46,5 @@ pub async fn ensure_offsets_topic(broker: &Arc<Broker>) -> bool {
             return false;
         }
     }
-    broker.partitions.wait_ready(&broker.metadata.image(), OFFSETS_TOPIC, CREATE_WAIT).await
+    crate::partition::PartitionManager::wait_ready(&mut broker.metadata.subscribe(), OFFSETS_TOPIC, CREATE_WAIT).await
 }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::RequestContext;
-use super::metadata::advertised_brokers;
+use super::metadata::{advertised_brokers, controller_id};
 use super::util::str_bytes;
 
 /// Kafka 4.0 serves 0-2 (v1: endpoint_type, KIP-919; v2: include_fenced_brokers, KIP-1073).
@@ -34,17 +34,24 @@ pub async fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> Descri
         return refusal;
     }
     let broker = &ctx.broker;
-    // Fjord has no fenced brokers yet, so include_fenced_brokers (v2) changes nothing.
-    let brokers = advertised_brokers(ctx)
+    let image = broker.metadata.image();
+    let brokers = advertised_brokers(ctx, &image, req.include_fenced_brokers)
         .into_iter()
-        .map(|b| DescribeClusterBroker::default().with_broker_id(b.node_id).with_host(b.host).with_port(b.port).with_rack(b.rack))
+        .map(|b| {
+            let fenced = image.brokers.get(&b.node_id.0).is_some_and(|r| r.fenced);
+            DescribeClusterBroker::default()
+                .with_broker_id(b.node_id)
+                .with_host(b.host)
+                .with_port(b.port)
+                .with_rack(b.rack)
+                .with_is_fenced(fenced)
+        })
         .collect();
     let operations = if req.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { OPERATIONS_NOT_REQUESTED };
     DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKER)
         .with_cluster_id(str_bytes(&broker.cluster_id()))
-        // Kafka answers a random alive broker, not the KRaft controller; here that is this node.
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(controller_id(broker, &image)))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(operations)
 }

@@ -133,16 +133,16 @@ fn describe(broker: &Broker, image: &MetadataImage, t: &PageTopic) -> DescribeTo
     }
 }
 
-/// Leader and epoch from the hosted replica; replicas from the image; the
-/// ISR is the raft group's voters (raft commits on a quorum of them). Fjord
-/// has no ELR (KIP-966) and no offline directories, so those lists are empty.
+/// Leader, epoch and ISR as [`Broker::leader_view`] knows them; replicas
+/// from the image; offline replicas are those of fenced or unknown brokers.
+/// Fjord has no ELR (KIP-966), so those lists are empty.
 fn describe_partition(broker: &Broker, topic: &TopicImage, index: i32) -> DescribeTopicPartitionsResponsePartition {
+    let image = broker.metadata.image();
     let replicas = topic.replicas.get(index as usize).map_or_else(Vec::new, |r| r.iter().copied().map(BrokerId).collect());
-    let hosted = broker.partitions.get(&topic.name, index).filter(|p| p.topic_id == topic.id);
-    let (leader, epoch, isr) = match &hosted {
-        Some(p) => (p.leader_id().unwrap_or(-1), p.leader_epoch(), p.voters().into_iter().map(BrokerId).collect()),
-        None => (-1, -1, Vec::new()),
-    };
+    let view = broker.leader_view(&image, topic, index);
+    let (leader, epoch, isr) = (view.leader, view.epoch, view.isr.into_iter().map(BrokerId).collect());
+    let offline: Vec<BrokerId> =
+        if image.brokers.is_empty() { Vec::new() } else { replicas.iter().copied().filter(|r| !image.is_live(r.0)).collect() };
     DescribeTopicPartitionsResponsePartition::default()
         .with_partition_index(index)
         .with_leader_id(BrokerId(leader))
@@ -151,7 +151,7 @@ fn describe_partition(broker: &Broker, topic: &TopicImage, index: i32) -> Descri
         .with_isr_nodes(isr)
         .with_eligible_leader_replicas(Some(Vec::new()))
         .with_last_known_elr(Some(Vec::new()))
-        .with_offline_replicas(Vec::new())
+        .with_offline_replicas(offline)
 }
 
 /// Kafka's `Topic.isInternal`, by name (the topic need not exist).

@@ -502,18 +502,14 @@ fn partition_parts(
 }
 
 /// The leader as this replica knows it, and its endpoint on the request's
-/// listener when that is this broker (the only one whose endpoints this
-/// broker knows yet).
+/// listener (KIP-951), so the client can go there without a Metadata round.
 fn current_leader(ctx: &RequestContext, t: &Target, endpoints: &mut Vec<NodeEndpoint>) -> Option<LeaderIdAndEpoch> {
     let partition = t.hosted()?;
     let leader_id = partition.leader_id()?;
-    let node_id = ctx.broker.config.node_id;
-    if leader_id == node_id
-        && !endpoints.iter().any(|e| e.node_id == node_id)
-        && let Some(l) = ctx.broker.advertised(&ctx.listener)
+    if !endpoints.iter().any(|e| e.node_id == leader_id)
+        && let Some((host, port, rack)) = ctx.broker.endpoint_of(leader_id, &ctx.listener)
     {
-        let rack = ctx.broker.config.broker_rack.clone();
-        endpoints.push(NodeEndpoint { node_id, host: l.host.clone(), port: i32::from(l.port), rack });
+        endpoints.push(NodeEndpoint { node_id: leader_id, host, port: i32::from(port), rack });
     }
     Some(LeaderIdAndEpoch { leader_id, leader_epoch: partition.leader_epoch() })
 }

@@ -55,16 +55,25 @@ async fn find(ctx: &RequestContext, key_type: i8, key: &str) -> Coordinator {
     if !ensure_offsets_topic(&ctx.broker).await {
         return failed(E::CoordinatorNotAvailable, "The coordinator is not available.");
     }
-    let groups = &ctx.broker.groups;
-    let leader =
-        groups.partition_of(key).and_then(|p| ctx.broker.partitions.get(crate::group::OFFSETS_TOPIC, p)).and_then(|p| p.leader_id());
-    let endpoint = ctx.broker.advertised(&ctx.listener);
+    // The coordinator is the leader of the group's __consumer_offsets partition.
+    let image = ctx.broker.metadata.image();
+    let leader = ctx.broker.groups.partition_of(key).and_then(|p| {
+        let topic = image.topic(crate::group::OFFSETS_TOPIC)?;
+        let view = ctx.broker.leader_view(&image, topic, p);
+        (view.leader >= 0).then_some(view.leader)
+    });
+    let endpoint = leader.and_then(|node| {
+        if image.brokers.is_empty() && node == ctx.broker.config.node_id {
+            return ctx.broker.advertised(&ctx.listener).map(|l| (l.host.clone(), l.port));
+        }
+        image.brokers.get(&node).and_then(|b| b.endpoint(&ctx.listener)).map(|e| (e.host.clone(), e.port))
+    });
     match (leader, endpoint) {
-        (Some(node), Some(l)) if node == ctx.broker.config.node_id => Coordinator::default()
+        (Some(node), Some((host, port))) => Coordinator::default()
             .with_key(str_bytes(key))
             .with_node_id(BrokerId(node))
-            .with_host(str_bytes(&l.host))
-            .with_port(i32::from(l.port))
+            .with_host(str_bytes(&host))
+            .with_port(i32::from(port))
             .with_error_message(None),
         _ => failed(E::CoordinatorNotAvailable, "The coordinator is not available."),
     }

@@ -30,7 +30,7 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
     };
     let mut topics = Vec::new();
     if all {
-        topics.extend(image.topics.values().map(|t| describe_topic(broker, t)));
+        topics.extend(image.topics.values().map(|t| describe_topic(broker, &image, t)));
     } else {
         // v4+ asks; older versions always allow auto-creation.
         let allow_create = broker.config.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
@@ -40,7 +40,7 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
         for requested in req.topics.iter().flatten() {
             let found = if by_id {
                 match image.topic_by_id(&topic_id(&requested.topic_id)) {
-                    Some(t) => Ok(describe_topic(broker, t)),
+                    Some(t) => Ok(describe_topic(broker, &image, t)),
                     None => Err((ResponseError::UnknownTopicId, None)),
                 }
             } else {
@@ -57,11 +57,11 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
             }));
         }
     }
-    let brokers = advertised_brokers(ctx);
+    let brokers = advertised_brokers(ctx, &image, false);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(&broker.cluster_id())))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(controller_id(broker, &image)))
         .with_topics(topics)
 }
 
@@ -74,7 +74,7 @@ async fn lookup_or_create(
     allow_create: bool,
 ) -> Result<MetadataResponseTopic, Missing> {
     if let Some(t) = image.topic(name) {
-        return Ok(describe_topic(broker, t));
+        return Ok(describe_topic(broker, image, t));
     }
     if validate_topic_name(name).is_err() {
         return Err((ResponseError::InvalidTopicException, Some(name.to_string())));
@@ -86,7 +86,10 @@ async fn lookup_or_create(
         // Created as the coordinator needs it, not with num.partitions.
         crate::group::topic::ensure_offsets_topic(broker).await;
         *image = broker.metadata.image();
-        return image.topic(name).map(|t| describe_topic(broker, t)).ok_or((ResponseError::LeaderNotAvailable, Some(name.to_string())));
+        return image
+            .topic(name)
+            .map(|t| describe_topic(broker, image, t))
+            .ok_or((ResponseError::LeaderNotAvailable, Some(name.to_string())));
     }
     let new = NewTopic {
         name: name.to_string(),
@@ -105,38 +108,76 @@ async fn lookup_or_create(
         }
     }
     *image = broker.metadata.image();
-    image.topic(name).map(|t| describe_topic(broker, t)).ok_or((ResponseError::UnknownTopicOrPartition, Some(name.to_string())))
+    image.topic(name).map(|t| describe_topic(broker, image, t)).ok_or((ResponseError::UnknownTopicOrPartition, Some(name.to_string())))
 }
 
-/// This broker, as advertised on the listener the request came in on.
-pub fn advertised_brokers(ctx: &RequestContext) -> Vec<MetadataResponseBroker> {
+/// The controller id clients are given: Kafka's KRaft brokers name a live
+/// broker (clients send admin requests there, and any broker forwards them
+/// to the quorum); Fjord names the active controller when it is a live
+/// broker, else itself.
+pub fn controller_id(broker: &Broker, image: &MetadataImage) -> i32 {
+    broker
+        .metadata
+        .controller_node()
+        .map(|(id, _)| id as i32)
+        .filter(|id| image.brokers.get(id).is_some_and(|b| !b.fenced && !b.endpoints.is_empty()))
+        .unwrap_or(broker.config.node_id)
+}
+
+/// The registered brokers (fenced ones only if asked), as each advertises
+/// itself on the listener the request came in on; a broker without that
+/// listener is left out, as Kafka does. Before any registration is in the
+/// image (a single node's first moments), this broker.
+pub fn advertised_brokers(ctx: &RequestContext, image: &MetadataImage, fenced_too: bool) -> Vec<MetadataResponseBroker> {
     let b = &ctx.broker;
-    match b.advertised(&ctx.listener) {
-        Some(l) => vec![
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.config.node_id))
-                .with_host(str_bytes(&l.host))
-                .with_port(i32::from(l.port))
-                .with_rack(b.config.broker_rack.as_deref().map(str_bytes)),
-        ],
-        None => Vec::new(),
+    if image.brokers.is_empty() {
+        return match b.advertised(&ctx.listener) {
+            Some(l) => vec![
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.config.node_id))
+                    .with_host(str_bytes(&l.host))
+                    .with_port(i32::from(l.port))
+                    .with_rack(b.config.broker_rack.as_deref().map(str_bytes)),
+            ],
+            None => Vec::new(),
+        };
     }
+    image
+        .brokers
+        .values()
+        .filter(|r| fenced_too || !r.fenced)
+        .filter_map(|r| {
+            let e = r.endpoint(&ctx.listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(r.id))
+                    .with_host(str_bytes(&e.host))
+                    .with_port(i32::from(e.port))
+                    .with_rack(r.rack.as_deref().map(str_bytes)),
+            )
+        })
+        .collect()
 }
 
-fn describe_topic(broker: &Broker, t: &TopicImage) -> MetadataResponseTopic {
+fn describe_topic(broker: &Broker, image: &MetadataImage, t: &TopicImage) -> MetadataResponseTopic {
     let partitions = t
         .replicas
         .iter()
         .enumerate()
         .map(|(i, replicas)| {
-            let replicas: Vec<BrokerId> = replicas.iter().map(|r| BrokerId(*r)).collect();
-            let base = MetadataResponsePartition::default().with_partition_index(i as i32).with_replica_nodes(replicas.clone());
-            match broker.partitions.get(&t.name, i as i32).filter(|p| p.topic_id == t.id) {
-                Some(p) if p.leader_id().is_some() => base
-                    .with_leader_id(BrokerId(p.leader_id().unwrap_or(-1)))
-                    .with_leader_epoch(p.leader_epoch())
-                    .with_isr_nodes(p.voters().into_iter().map(BrokerId).collect()),
-                _ => base.with_error_code(ResponseError::LeaderNotAvailable.code()).with_leader_id(BrokerId(-1)),
+            let view = broker.leader_view(image, t, i as i32);
+            let offline: Vec<BrokerId> = replicas.iter().filter(|r| !image.is_live(**r)).map(|r| BrokerId(*r)).collect();
+            let offline = if image.brokers.is_empty() { Vec::new() } else { offline };
+            let base = MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_replica_nodes(replicas.iter().map(|r| BrokerId(*r)).collect())
+                .with_isr_nodes(view.isr.iter().map(|r| BrokerId(*r)).collect())
+                .with_offline_replicas(offline)
+                .with_leader_epoch(view.epoch);
+            if view.leader >= 0 {
+                base.with_leader_id(BrokerId(view.leader))
+            } else {
+                base.with_error_code(ResponseError::LeaderNotAvailable.code()).with_leader_id(BrokerId(-1))
             }
         })
         .collect();

@@ -9,6 +9,7 @@
 //! order while it reads and starts the next request.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -17,7 +18,9 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod fetch_session;
 pub mod find_coordinator;
@@ -28,6 +31,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -112,6 +116,10 @@ pub const APIS: &[Api] = &[
     Api { key: ApiKey::ListGroups, versions: list_groups::VERSIONS },
     Api { key: ApiKey::DeleteGroups, versions: delete_groups::VERSIONS },
     Api { key: ApiKey::OffsetDelete, versions: offset_delete::VERSIONS },
+    Api { key: ApiKey::DescribeLogDirs, versions: describe_log_dirs::VERSIONS },
+    Api { key: ApiKey::ElectLeaders, versions: elect_leaders::VERSIONS },
+    Api { key: ApiKey::AlterPartitionReassignments, versions: alter_partition_reassignments::VERSIONS },
+    Api { key: ApiKey::ListPartitionReassignments, versions: list_partition_reassignments::VERSIONS },
 ];
 
 pub fn served(key: ApiKey) -> Option<&'static RangeInclusive<i16>> {
@@ -166,6 +174,10 @@ pub async fn dispatch(ctx: RequestContext, request: Request) -> Result<Pending, 
         ApiKey::DescribeConfigs => simple!(describe_configs, DescribeConfigsRequest),
         ApiKey::AlterConfigs => simple!(alter_configs, AlterConfigsRequest),
         ApiKey::CreatePartitions => simple!(create_partitions, CreatePartitionsRequest),
+        ApiKey::DescribeLogDirs => simple!(describe_log_dirs, DescribeLogDirsRequest),
+        ApiKey::ElectLeaders => simple!(elect_leaders, ElectLeadersRequest),
+        ApiKey::AlterPartitionReassignments => simple!(alter_partition_reassignments, AlterPartitionReassignmentsRequest),
+        ApiKey::ListPartitionReassignments => simple!(list_partition_reassignments, ListPartitionReassignmentsRequest),
         ApiKey::IncrementalAlterConfigs => simple!(incremental_alter_configs, IncrementalAlterConfigsRequest),
         ApiKey::DescribeCluster => simple!(describe_cluster, DescribeClusterRequest),
         ApiKey::DescribeTopicPartitions => simple!(describe_topic_partitions, DescribeTopicPartitionsRequest),

@@ -50,6 +50,8 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
                     Slot::Done(Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {}", ti.name)))))
                 }
                 Some(ti) => match ctx.broker.partitions.get(&ti.name, p.index).filter(|x| x.topic_id == ti.id) {
+                    // A partition of the topic that another broker hosts: the client looks for its leader.
+                    None if p.index >= 0 && p.index < ti.partition_count() => Slot::Done(Err((ResponseError::NotLeaderOrFollower, None))),
                     None => Slot::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
                     Some(partition) => propose(&ctx, &partition, p.records, acks, timeout).await,
                 },

@@ -86,6 +86,16 @@ impl<'de> Deserialize<'de> for TopicId {
     }
 }
 
+/// One listener of a registered broker, as clients are told to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// Kafka's `SecurityProtocol` id.
+    pub security_protocol: i16,
+}
+
 /// One change to the cluster metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -119,6 +129,43 @@ pub enum MetadataRecord {
         broker: i32,
         first: i64,
         next: i64,
+    },
+    /// A broker (re)registered: a new process (`incarnation`) or new
+    /// endpoints, rack or raft address. Registration unfences it.
+    RegisterBroker {
+        id: i32,
+        incarnation: String,
+        rack: Option<String>,
+        endpoints: Vec<BrokerEndpoint>,
+        raft_addr: String,
+        controller: bool,
+    },
+    /// The controller stopped hearing from a broker (fenced) or heard again.
+    BrokerFenced {
+        id: i32,
+        fenced: bool,
+    },
+    /// A partition's raft leader, its term (the leader epoch) and its
+    /// in-sync replicas, as the leader reported them.
+    PartitionLeader {
+        id: TopicId,
+        partition: i32,
+        leader: i32,
+        epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// A reassignment of a partition's replicas to `target` begins, or (a
+    /// target equal to the replicas before the reassignment) is cancelled.
+    Reassign {
+        id: TopicId,
+        partition: i32,
+        target: Vec<i32>,
+    },
+    /// The partition's raft voters are the reassignment's target now: the
+    /// replicas being removed are dropped.
+    ReassignDone {
+        id: TopicId,
+        partition: i32,
     },
 }
 

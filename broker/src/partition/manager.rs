@@ -1,6 +1,13 @@
 //! The partitions this broker hosts, kept in step with the metadata image:
 //! a partition assigned to this broker gets its raft group, a deleted topic
-//! loses its groups and directories, a config change reaches the logs.
+//! (or a replica reassigned away) loses its group and directory, a config
+//! change reaches the logs.
+//!
+//! A new partition's group is initialised by each of its replicas with all
+//! of them as voters (raft accepts the same initial membership from every
+//! member), but only while the metadata has never seen a leader for it: a
+//! replica joining later (reassignment) or coming back with an empty disk
+//! waits for the leader to bring it in instead.
 //!
 //! Directories are Kafka's: `<topic>-<partition>` under the first of
 //! `log.dirs`, with a `partition.metadata` file holding the topic id (as
@@ -12,13 +19,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use fjord_raft::registry::{GroupId, RaftNode};
+use fjord_raft::registry::{Group, GroupId, RaftNode};
+use openraft::BasicNode;
 use tokio::sync::watch;
 
 use super::Partition;
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::metadata::store::become_single_voter;
-use crate::metadata::{MetadataImage, TopicId};
+use crate::metadata::store::{become_single_voter, initialize_once};
+use crate::metadata::{MetadataImage, TopicId, TopicImage};
 
 /// Owned by the [`crate::Broker`]. The reconcile task is the only writer.
 pub struct PartitionManager {
@@ -29,6 +37,9 @@ pub struct PartitionManager {
     /// Bumped after each reconcile pass, for requests that wait for one.
     generation: watch::Sender<u64>,
     reconcile_lock: tokio::sync::Mutex<()>,
+    /// Raft addresses last taken from registrations: only a change is passed
+    /// on, so an older registration never overrides a fresher dial-back.
+    addresses: std::sync::Mutex<HashMap<i32, String>>,
 }
 
 const PARTITION_METADATA: &str = "partition.metadata";
@@ -43,6 +54,7 @@ impl PartitionManager {
             partitions: RwLock::new(HashMap::new()),
             generation: watch::channel(0).0,
             reconcile_lock: tokio::sync::Mutex::new(()),
+            addresses: std::sync::Mutex::default(),
         })
     }
 
@@ -55,24 +67,12 @@ impl PartitionManager {
         self.partitions.read().expect("partitions lock").values().cloned().collect()
     }
 
-    /// Waits until every partition of `topic` in `image` is hosted here with a
-    /// leader, or `timeout` passes; returns whether they are.
-    pub async fn wait_ready(&self, image: &MetadataImage, topic: &str, timeout: Duration) -> bool {
-        let mut gen_rx = self.generation.subscribe();
-        let ready = || {
-            image.topic(topic).is_some_and(|t| {
-                (0..t.partition_count()).all(|p| self.get(topic, p).is_some_and(|p| p.topic_id == t.id && p.leader_id().is_some()))
-            })
-        };
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if ready() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, gen_rx.changed()).await.is_err() {
-                return ready();
-            }
-        }
+    /// Waits until the metadata names a leader for every partition of
+    /// `topic` (leaders report themselves through their heartbeats), or
+    /// `timeout` passes; returns whether it does.
+    pub async fn wait_ready(images: &mut watch::Receiver<std::sync::Arc<MetadataImage>>, topic: &str, timeout: Duration) -> bool {
+        let ready = |image: &std::sync::Arc<MetadataImage>| image.topic(topic).is_some_and(|t| t.partitions.iter().all(|s| s.leader >= 0));
+        tokio::time::timeout(timeout, images.wait_for(ready)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Follows the metadata image for as long as the broker runs.
@@ -90,11 +90,24 @@ impl PartitionManager {
     pub async fn reconcile(&self, image: &MetadataImage) {
         let _one_at_a_time = self.reconcile_lock.lock().await;
         let me = self.config.node_id;
-        // Gone: topics deleted, or re-created with a new id.
+        {
+            let mut known = self.addresses.lock().expect("addresses lock");
+            for b in image.brokers.values() {
+                if known.get(&b.id) != Some(&b.raft_addr) {
+                    known.insert(b.id, b.raft_addr.clone());
+                    self.node.set_peer_address(b.id as u64, &b.raft_addr);
+                }
+            }
+        }
+        // Gone: topics deleted, re-created with a new id, or this replica reassigned away.
         let stale: Vec<Arc<Partition>> = self
             .all()
             .into_iter()
-            .filter(|p| image.topic(&p.topic).is_none_or(|t| t.id != p.topic_id || p.index >= t.partition_count()))
+            .filter(|p| {
+                image
+                    .topic(&p.topic)
+                    .is_none_or(|t| t.id != p.topic_id || t.replicas.get(p.index as usize).is_none_or(|r| !r.contains(&me)))
+            })
             .collect();
         for p in stale {
             self.remove(&p).await;
@@ -111,9 +124,14 @@ impl PartitionManager {
                         if *p.config() != config {
                             p.set_config(config.clone());
                         }
+                        if p.leader_id().is_none()
+                            && let Err(e) = self.initialize(image, topic, index, p.group()).await
+                        {
+                            tracing::warn!(topic = %topic.name, partition = index, "cannot start the partition's raft group: {e}");
+                        }
                     }
                     None => {
-                        if let Err(e) = self.open(&topic.name, topic.id, index, config.clone()).await {
+                        if let Err(e) = self.open(image, topic, index, config.clone()).await {
                             tracing::error!(topic = %topic.name, partition = index, "cannot open partition: {e}");
                         }
                     }
@@ -123,16 +141,46 @@ impl PartitionManager {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    async fn open(&self, topic: &str, id: TopicId, index: i32, config: TopicConfig) -> Result<(), String> {
+    async fn open(&self, image: &MetadataImage, t: &TopicImage, index: i32, config: TopicConfig) -> Result<(), String> {
+        let (topic, id) = (t.name.as_str(), t.id);
         let dir_name = format!("{topic}-{index}");
         let dir = self.data_dir.join(&dir_name);
         claim_dir(&dir, id).map_err(|e| format!("{}: {e}", dir.display()))?;
         let group =
             self.node.create_group_in(GroupId::new(id.0, index), &dir_name, config.log_config()).await.map_err(|e| e.to_string())?;
-        become_single_voter(&self.node, &group).await.map_err(|e| e.to_string())?;
+        self.initialize(image, t, index, &group).await?;
         let p = Arc::new(Partition::new(topic.to_string(), id, index, self.node.id(), group, config));
         self.partitions.write().expect("partitions lock").insert((topic.to_string(), index), p);
         tracing::info!(topic, partition = index, topic_id = %id, "partition online");
+        Ok(())
+    }
+
+    /// Starts a new partition's group with its replicas as voters (see the
+    /// module doc); a single-voter group is elected at once.
+    async fn initialize(&self, image: &MetadataImage, t: &TopicImage, index: i32, group: &Group) -> Result<(), String> {
+        let me = self.node.id();
+        let target = t.target(index);
+        if target == [me as i32] {
+            return become_single_voter(&self.node, group).await.map_err(|e| e.to_string());
+        }
+        let state = t.state(index).ok_or("no such partition")?;
+        if state.leader_epoch >= 0 || state.adding.contains(&(me as i32)) {
+            return Ok(());
+        }
+        let Some(members) = target
+            .iter()
+            .map(|b| image.brokers.get(b).map(|r| (*b as u64, BasicNode::new(&r.raft_addr))))
+            .collect::<Option<std::collections::BTreeMap<u64, BasicNode>>>()
+        else {
+            return Err(format!("replicas {target:?} are not all registered yet"));
+        };
+        initialize_once(group, members).await.map_err(|e| e.to_string())?;
+        // The preferred replica stands at once, so a new partition starts
+        // with its preferred leader (as Kafka's does) instead of whoever's
+        // election timeout fires first.
+        if target.first() == Some(&(me as i32)) {
+            let _ = group.raft().trigger().elect(false).await;
+        }
         Ok(())
     }
 

@@ -38,6 +38,17 @@ pub struct Partition {
     /// Serialises the check-and-propose step of produce, so batches reach
     /// raft in the order their sequences were checked.
     sequencer: tokio::sync::Mutex<sequencer::Sequencer>,
+    isr: std::sync::Mutex<IsrTracker>,
+}
+
+/// When each follower last caught up with the leader's log end, for the
+/// ISR (Kafka's `lastCaughtUpTimeMs`), sampled each time the leader reports.
+#[derive(Default)]
+struct IsrTracker {
+    term: u64,
+    /// The previous sample: when, and the leader's last raft index then.
+    previous: Option<(std::time::Instant, u64)>,
+    caught_up_at: std::collections::HashMap<u64, std::time::Instant>,
 }
 
 impl Partition {
@@ -50,6 +61,7 @@ impl Partition {
             group,
             config: RwLock::new(Arc::new(config)),
             sequencer: tokio::sync::Mutex::new(sequencer::Sequencer::default()),
+            isr: std::sync::Mutex::new(IsrTracker::default()),
         }
     }
 
@@ -93,6 +105,44 @@ impl Partition {
     /// Replica ids of the group's voters (the ISR: raft commits on a quorum of them).
     pub fn voters(&self) -> Vec<i32> {
         self.with_metrics(|m| m.membership_config.membership().voter_ids().map(|v| v as i32).collect())
+    }
+
+    /// What the leader tells the controller: its term, its voters, and the
+    /// in-sync replicas (voters that reached the leader's log end within
+    /// `lag_max`, as Kafka's `replica.lag.time.max.ms`). `None` unless this
+    /// replica leads.
+    pub fn leader_report(&self, lag_max: std::time::Duration) -> Option<crate::cluster::heartbeat::LeaderReport> {
+        let m = self.group.raft().metrics().borrow_watched().clone();
+        if m.current_leader != Some(self.node_id) {
+            return None;
+        }
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        let now = std::time::Instant::now();
+        let mut t = self.isr.lock().expect("isr lock");
+        if t.term != m.current_term {
+            // A new leader starts with every voter in sync, as Kafka's keeps the ISR it inherits.
+            *t = IsrTracker { term: m.current_term, previous: None, caught_up_at: voters.iter().map(|v| (*v, now)).collect() };
+        }
+        if let (Some((at, last)), Some(replication)) = (t.previous, m.replication.as_ref()) {
+            for (follower, matched) in replication {
+                if matched.as_ref().map_or(0, |l| l.index()) >= last {
+                    t.caught_up_at.insert(*follower, at);
+                }
+            }
+        }
+        t.previous = Some((now, m.last_log_index.unwrap_or(0)));
+        let isr: Vec<i32> = voters
+            .iter()
+            .filter(|v| **v == self.node_id || t.caught_up_at.get(v).is_some_and(|at| now.duration_since(*at) <= lag_max))
+            .map(|v| *v as i32)
+            .collect();
+        Some(crate::cluster::heartbeat::LeaderReport {
+            topic_id: self.topic_id,
+            partition: self.index,
+            epoch: i32::try_from(m.current_term).unwrap_or(i32::MAX),
+            isr,
+            voters: voters.iter().map(|v| *v as i32).collect(),
+        })
     }
 
     /// The offset after the last committed record.

@@ -78,6 +78,10 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, FrameError> {
         ApiKey::DescribeConfigs => body!(DescribeConfigsRequest),
         ApiKey::AlterConfigs => body!(AlterConfigsRequest),
         ApiKey::CreatePartitions => body!(CreatePartitionsRequest),
+        ApiKey::DescribeLogDirs => body!(DescribeLogDirsRequest),
+        ApiKey::ElectLeaders => body!(ElectLeadersRequest),
+        ApiKey::AlterPartitionReassignments => body!(AlterPartitionReassignmentsRequest),
+        ApiKey::ListPartitionReassignments => body!(ListPartitionReassignmentsRequest),
         ApiKey::IncrementalAlterConfigs => body!(IncrementalAlterConfigsRequest),
         ApiKey::DescribeCluster => body!(DescribeClusterRequest),
         ApiKey::DescribeTopicPartitions => body!(DescribeTopicPartitionsRequest),
@@ -285,6 +289,8 @@ mod tests {
                     IncrementalAlterConfigs => IncrementalAlterConfigsRequest, DescribeCluster => DescribeClusterRequest,
                     DescribeTopicPartitions => DescribeTopicPartitionsRequest,
                     OffsetCommit => OffsetCommitRequest, OffsetFetch => OffsetFetchRequest, FindCoordinator => FindCoordinatorRequest, JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest, Heartbeat => HeartbeatRequest, LeaveGroup => LeaveGroupRequest, DescribeGroups => DescribeGroupsRequest, ListGroups => ListGroupsRequest, DeleteGroups => DeleteGroupsRequest, OffsetDelete => OffsetDeleteRequest,
+                    DescribeLogDirs => DescribeLogDirsRequest, ElectLeaders => ElectLeadersRequest, AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
+                    ListPartitionReassignments => ListPartitionReassignmentsRequest,
                 );
                 let decoded = decode_request(frame(api.key, version, &body));
                 let decoded = decoded.unwrap_or_else(|e| panic!("{:?} v{version}: {e}", api.key));
