@@ -1,12 +1,14 @@
 //! `fjord`: the broker binary.
 //!
 //! `fjord start [--config server.properties] [--override key=value]...`
+//! `fjord dev-cluster --brokers N [--racks az1,az2,az3] [--base-port 9092] ...`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fjord_broker::config::BrokerConfig;
+use fjord_broker::dev_cluster::DevClusterArgs;
 use fjord_broker::{Broker, server};
 
 #[derive(Parser)]
@@ -27,6 +29,8 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE", value_parser = parse_override)]
         overrides: Vec<(String, String)>,
     },
+    /// Run a local cluster: N `fjord start` processes on 127.0.0.1, consecutive ports, racks round robin.
+    DevCluster(DevClusterArgs),
 }
 
 fn parse_override(s: &str) -> Result<(String, String), String> {
@@ -38,7 +42,10 @@ fn parse_override(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Start { config, overrides } = cli.command;
+    let (config, overrides) = match cli.command {
+        Command::Start { config, overrides } => (config, overrides),
+        Command::DevCluster(args) => return fjord_broker::dev_cluster::run(args),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,openraft::raft::responder=error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
