@@ -95,7 +95,36 @@ fn write_outcome(
     }
 }
 
+/// How long a produce waits for a new leader to take over its log.
+const LEAD_WAIT: Duration = Duration::from_secs(5);
+
 impl Partition {
+    /// Whether this replica leads and has applied everything its log held
+    /// when it took the lead: then the producer states the sequence check
+    /// reads hold every batch earlier leaders (or this node before a restart:
+    /// raft restores a leader of a committed term at once) left in the log.
+    /// Before that, a retried batch already in the log would look new (a
+    /// duplicate) or a later one out of order. Checked once per term; waits up
+    /// to `wait` for a leader that is just taking over.
+    async fn ready_to_lead(&self, wait: Duration) -> bool {
+        let me = self.node_id;
+        let (leader, term, last_log) = self.with_metrics(|m| (m.current_leader == Some(me), m.current_term, m.last_log_index.unwrap_or(0)));
+        if !leader {
+            return false;
+        }
+        if self.ready_term.load(std::sync::atomic::Ordering::Acquire) == term {
+            return true;
+        }
+        let caught_up = move |m: &openraft::RaftMetrics<TypeConfig>| {
+            m.current_leader == Some(me) && m.current_term == term && m.last_applied.as_ref().is_some_and(|l| l.index() >= last_log)
+        };
+        let ready = self.group.raft().wait(Some(wait)).metrics(caught_up, "the new leader to apply its log").await.is_ok();
+        if ready {
+            self.ready_term.store(term, std::sync::atomic::Ordering::Release);
+        }
+        ready
+    }
+
     /// Validates `bytes` (one batch), checks its producer sequence and
     /// proposes it. Batches of one partition are proposed in the order of
     /// the calls. The returned future resolves as `acks` asks.
@@ -104,7 +133,7 @@ impl Partition {
         let now = now_ms();
         let super::validate::Validated { producer, bytes, .. } = super::validate::validate(bytes, &config, now)?;
         let log_append_time_ms = if config.message_timestamp_type == TimestampType::LogAppendTime { now } else { -1 };
-        if !self.is_leader() {
+        if !self.ready_to_lead(timeout.min(LEAD_WAIT)).await {
             return Err(AppendError::NotLeader);
         }
         let mut sequencer = self.sequencer.lock().await;
@@ -123,6 +152,7 @@ impl Partition {
                         return Err(AppendError::InvalidProducerEpoch(format!("epoch {epoch} is older than {stored_epoch}")));
                     }
                     Verdict::Applied(Outcome::OutOfOrderSequence { epoch, first_seq, stored_epoch, stored_last_seq }) => {
+                        tracing::info!(topic = %self.topic, partition = self.index, producer = p.producer_id, epoch, first_seq, stored_epoch, stored_last_seq, "out of order sequence");
                         return Err(AppendError::OutOfOrderSequence(format!(
                             "sequence {first_seq} (epoch {epoch}) does not follow {stored_last_seq} (epoch {stored_epoch})"
                         )));

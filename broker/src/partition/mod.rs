@@ -39,6 +39,9 @@ pub struct Partition {
     /// raft in the order their sequences were checked.
     sequencer: tokio::sync::Mutex<sequencer::Sequencer>,
     isr: std::sync::Mutex<IsrTracker>,
+    /// The term in which this leader has applied its whole inherited log
+    /// (see `append::ready_to_lead`); 0 before.
+    ready_term: std::sync::atomic::AtomicU64,
 }
 
 /// When each follower last caught up with the leader's log end, for the
@@ -62,6 +65,7 @@ impl Partition {
             config: RwLock::new(Arc::new(config)),
             sequencer: tokio::sync::Mutex::new(sequencer::Sequencer::default()),
             isr: std::sync::Mutex::new(IsrTracker::default()),
+            ready_term: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
