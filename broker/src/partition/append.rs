@@ -104,21 +104,25 @@ impl Partition {
     /// reads hold every batch earlier leaders (or this node before a restart:
     /// raft restores a leader of a committed term at once) left in the log.
     /// Before that, a retried batch already in the log would look new (a
-    /// duplicate) or a later one out of order. Checked once per term; waits up
-    /// to `wait` for a leader that is just taking over.
+    /// duplicate) or a later one out of order. Checked once per term, and
+    /// again after a proposal of an idempotent batch failed with an unknown
+    /// outcome; waits up to `wait` for a leader that is just taking over.
     async fn ready_to_lead(&self, wait: Duration) -> bool {
         let me = self.node_id;
-        let (leader, term, last_log) = self.with_metrics(|m| (m.current_leader == Some(me), m.current_term, m.last_log_index.unwrap_or(0)));
+        let (leader, term) = self.with_metrics(|m| (m.current_leader == Some(me), m.current_term));
         if !leader {
             return false;
         }
         if self.ready_term.load(std::sync::atomic::Ordering::Acquire) == term {
             return true;
         }
-        let caught_up = move |m: &openraft::RaftMetrics<TypeConfig>| {
-            m.current_leader == Some(me) && m.current_term == term && m.last_applied.as_ref().is_some_and(|l| l.index() >= last_log)
-        };
-        let ready = self.group.raft().wait(Some(wait)).metrics(caught_up, "the new leader to apply its log").await.is_ok();
+        // Read from the log itself: right after a restart raft's metrics may
+        // not describe the log yet.
+        let log_end = self.log_end_offset();
+        let mut hw = self.watch_high_watermark();
+        let applied = tokio::time::timeout(wait, hw.wait_for(|hw| *hw >= log_end)).await.is_ok_and(|r| r.is_ok());
+        let still = self.with_metrics(|m| m.current_leader == Some(me) && m.current_term == term);
+        let ready = applied && still;
         if ready {
             self.ready_term.store(term, std::sync::atomic::Ordering::Release);
         }
@@ -183,6 +187,12 @@ impl Partition {
                 let mut watch_rx = outcome.subscribe();
                 tokio::spawn(async move {
                     let r = write_outcome(rx.await);
+                    if r.is_err() {
+                        // The batch may be in the log all the same (raft did
+                        // not say it is not): the producer's retry must wait
+                        // until the log is applied, where it shows as a duplicate.
+                        me.ready_term.store(0, std::sync::atomic::Ordering::Release);
+                    }
                     outcome.send_replace(Some(r.clone().map_err(|e| error_code(&e))));
                     me.sequencer.lock().await.finish(pid, token);
                 });
