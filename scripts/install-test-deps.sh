@@ -25,6 +25,13 @@ apt_install() {
 # --- librdkafka's command-line client ---------------------------------------
 command -v kcat >/dev/null || apt_install kcat
 
+# --- network namespaces, links and qdiscs for the fault tests (tests/cluster) ---
+# ip and tc (iproute2); nft for random packet loss where the kernel has no netem
+# qdisc; setpriv (util-linux) ties each broker's life to the driver's.
+command -v ip >/dev/null && command -v tc >/dev/null || apt_install iproute2
+command -v nft >/dev/null || apt_install nftables
+command -v setpriv >/dev/null || apt_install util-linux
+
 # --- Python clients in a venv -------------------------------------------------
 venv=.cache/venv
 stamp="$venv/.installed"
