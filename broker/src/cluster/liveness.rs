@@ -35,11 +35,20 @@ impl Liveness {
         let now = Instant::now();
         let mut s = self.state.lock().expect("liveness lock");
         if s.term != term {
-            // Just became the controller: everyone gets a full session from now.
+            // Just became the controller: everyone gets a full session from
+            // now (heartbeats already heard here are kept, not forgotten).
             s.term = term;
-            s.last_heard = unfenced.iter().map(|b| (*b, now)).collect();
+            for b in unfenced {
+                s.last_heard.insert(*b, now);
+            }
         }
-        unfenced.iter().copied().filter(|b| s.last_heard.get(b).is_none_or(|at| now.duration_since(*at) > session)).collect()
+        // A broker unfenced in the image but not heard here yet (its
+        // registration committed through another controller) starts its
+        // session now rather than counting as expired.
+        for b in unfenced {
+            s.last_heard.entry(*b).or_insert(now);
+        }
+        unfenced.iter().copied().filter(|b| s.last_heard.get(b).is_some_and(|at| now.duration_since(*at) > session)).collect()
     }
 }
 
@@ -89,5 +98,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(l.expired(1, &[1, 2], session), vec![2]);
         assert!(l.expired(2, &[1, 2], session).is_empty(), "a new term starts over");
+        // A broker heard before the term change and one never heard are both
+        // given a session, not fenced at the first tick.
+        l.heard(3);
+        assert!(l.expired(3, &[1, 2], session).is_empty());
+        assert!(l.expired(3, &[1, 2, 3, 4], session).is_empty(), "3 was heard, 4 starts its session now");
     }
 }

@@ -284,6 +284,12 @@ impl BrokerConfig {
         raft.validate().map_err(|e| ConfigError::Inconsistent(e.to_string()))?;
         topic::check_inherited(&explicit)?;
         let s = Settings(&explicit);
+        if s.list("process.roles") == ["controller"] {
+            // Checked before the listeners: such a node has no broker listener by design.
+            return Err(ConfigError::Inconsistent(
+                "process.roles=controller: controller-only nodes are not supported yet; run each controller as process.roles=broker,controller (its node.id one of controller.quorum.voters)".into(),
+            ));
+        }
         let net = Network::read(&s)?;
         let log_dirs = log_dirs(&s)?;
         let log =
