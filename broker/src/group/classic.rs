@@ -583,6 +583,9 @@ impl ClassicGroup {
         self.sync_deadline = None;
         self.persisting = None;
         let from_empty = self.state == State::Empty;
+        // Kafka logs this too ("Preparing to rebalance group"): the one line
+        // that says why consumers stopped to rejoin.
+        tracing::info!(group = %self.id, from = ?self.state, generation = self.generation, members = self.members.len(), "preparing to rebalance");
         self.transition(State::PreparingRebalance, now_ms);
         if from_empty && !limits.initial_rebalance_delay.is_zero() {
             let delay = limits.initial_rebalance_delay;
