@@ -5,13 +5,15 @@
 //! fails before anything starts. Only process management is checked here, not
 //! whether the brokers form one cluster.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
+
+mod support;
 
 /// A base port with base..base+3 and base+1000..base+1003 free. Chosen in
 /// 20000..30000, below Linux's ephemeral range, so outgoing connections do not
@@ -27,18 +29,6 @@ fn free_base() -> u16 {
         }
     }
     panic!("no free port range found in 20000..31000");
-}
-
-/// Sends ApiVersions v0 and reports whether a response with our correlation id came back.
-fn answers(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(3)));
-    let req: [u8; 15] = [0, 0, 0, 11, 0, 18, 0, 0, 0, 0, 0, 7, 0, 1, b't'];
-    let mut head = [0u8; 8];
-    s.write_all(&req).is_ok() && s.read_exact(&mut head).is_ok() && head[4..8] == [0, 0, 0, 7]
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -197,7 +187,7 @@ fn three_brokers_survive_a_sigkill_and_stop_on_sigint() {
     };
     assert_eq!(bootstrap, format!("bootstrap.servers=127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}", base, base + 1, base + 2));
     for p in base..base + 3 {
-        assert!(answers(p), "port {p} does not answer ApiVersions");
+        assert!(support::api_versions_answered(p), "port {p} does not answer ApiVersions");
     }
     for i in 1..=3 {
         let dir = data.join(format!("broker-{i}"));
@@ -221,7 +211,7 @@ fn three_brokers_survive_a_sigkill_and_stop_on_sigint() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(children(dc.pid()), vec![pids[0].min(pids[2]), pids[0].max(pids[2])], "broker 2 must not be restarted");
     assert_eq!(dc.stderr_text().matches("not restarting").count(), 1, "reported once");
-    assert!(answers(base) && answers(base + 2), "brokers 1 and 3 still answer");
+    assert!(support::api_versions_answered(base) && support::api_versions_answered(base + 2), "brokers 1 and 3 still answer");
     assert!(dc.child.try_wait().unwrap().is_none(), "dev-cluster keeps running with two brokers");
 
     // SIGINT, with broker 3 frozen by SIGSTOP: every broker stopped, exit 0.

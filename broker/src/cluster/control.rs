@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Cluster;
 use super::heartbeat::Heartbeat;
-use crate::metadata::store::{Forward, voter_addr};
+use crate::config::QuorumVoter;
+use crate::metadata::store::Forward;
 use crate::metadata::{MetadataError, MetadataRecord, TopicId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,7 +139,7 @@ pub async fn call_controller(cluster: &Arc<Cluster>, request: &ControlRequest) -
         candidates.push((id, Some(addr)));
     }
     for v in &cluster.config.controller_quorum_voters {
-        candidates.push((v.id as u64, Some(voter_addr(v))));
+        candidates.push((v.id as u64, Some(v.host_port())));
     }
     let mut tried = Vec::new();
     let mut last_error = "no controller known".to_string();
@@ -172,6 +173,6 @@ pub fn address_of(cluster: &Cluster, id: u64) -> Option<String> {
         .controller_quorum_voters
         .iter()
         .find(|v| v.id as u64 == id)
-        .map(voter_addr)
+        .map(QuorumVoter::host_port)
         .or_else(|| cluster.metadata.image().brokers.get(&(id as i32)).map(|b| b.raft_addr.clone()))
 }

@@ -107,14 +107,12 @@ async fn move_voters(
             continue;
         }
         cluster.node.set_peer_address(*id, addr);
-        let caught_up = if members.get_node(id).is_some() {
-            // Already a learner (an earlier attempt): wait for it again.
-            let r = raft.add_learner(*id, BasicNode::new(addr), true);
-            tokio::time::timeout(CATCH_UP_TIMEOUT, r).await
-        } else {
+        // An earlier attempt may have made it a learner already; adding it
+        // again just waits for it to catch up.
+        if members.get_node(id).is_none() {
             tracing::info!(topic = %p.topic, partition = p.index, replica = id, "adding a replica; waiting for it to catch up");
-            tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(*id, BasicNode::new(addr), true)).await
-        };
+        }
+        let caught_up = tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(*id, BasicNode::new(addr), true)).await;
         match caught_up {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(format!("adding replica {id}: {e}")),

@@ -62,6 +62,13 @@ pub struct QuorumVoter {
     pub port: u16,
 }
 
+impl QuorumVoter {
+    /// `host:port`, an IPv6 host in brackets: the voter's raft address.
+    pub fn host_port(&self) -> String {
+        if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
+    }
+}
+
 /// The broker-level defaults of topic configs (Kafka's names in the field
 /// docs), with synonyms already resolved: `retention_ms` is
 /// `log.retention.ms`, else `.minutes`, else `.hours`, in milliseconds.
@@ -425,10 +432,7 @@ impl BrokerConfig {
     /// Where peers reach this node's raft transport: `raft.advertised.listener`,
     /// else a controller's voter address; `None`: the bound address.
     pub fn raft_advertised(&self) -> Option<String> {
-        self.raft_advertised_listener.clone().or_else(|| {
-            self.own_voter()
-                .map(|v| if v.host.contains(':') { format!("[{}]:{}", v.host, v.port) } else { format!("{}:{}", v.host, v.port) })
-        })
+        self.raft_advertised_listener.clone().or_else(|| self.own_voter().map(QuorumVoter::host_port))
     }
 
     /// Where the raft transport binds: `raft.listener`, else a controller's

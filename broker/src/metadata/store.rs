@@ -89,7 +89,7 @@ impl MetadataStore {
         if voters.is_empty() {
             become_single_voter(node, &group).await?;
         } else if voters.iter().any(|v| v.id as u64 == node.id()) {
-            let members: BTreeMap<u64, BasicNode> = voters.iter().map(|v| (v.id as u64, BasicNode::new(voter_addr(v)))).collect();
+            let members: BTreeMap<u64, BasicNode> = voters.iter().map(|v| (v.id as u64, BasicNode::new(v.host_port()))).collect();
             initialize_once(&group, members).await?;
         }
         let (tx, image) = watch::channel(Arc::new(MetadataImage::default()));
@@ -227,11 +227,6 @@ impl MetadataStore {
         self.wait_for_offset(applied.next_offset, Duration::from_secs(30)).await?;
         Ok(applied.next_offset)
     }
-}
-
-/// A voter's raft address as its `controller.quorum.voters` entry gives it.
-pub fn voter_addr(v: &QuorumVoter) -> String {
-    if v.host.contains(':') { format!("[{}]:{}", v.host, v.port) } else { format!("{}:{}", v.host, v.port) }
 }
 
 /// Initialises a group with `members` unless it already is. Every member may

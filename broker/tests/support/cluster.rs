@@ -323,17 +323,8 @@ impl Cluster {
 
     /// SIGTERM node `id`, then SIGKILL if it has not exited within 30 s.
     pub fn stop(&mut self, id: i32) {
-        if let Some(mut child) = self.node_mut(id).child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().unwrap().is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        if let Some(child) = self.node_mut(id).child.take() {
+            super::terminate(child);
         }
     }
 

@@ -211,17 +211,8 @@ impl Broker {
 
     /// SIGTERM, then SIGKILL if the broker has not exited within 30 s.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().unwrap().is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 
@@ -254,6 +245,20 @@ impl Drop for Broker {
     }
 }
 
+/// SIGTERM `child`, then SIGKILL if it has not exited within 30 s.
+pub fn terminate(mut child: Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn tail_of(path: &Path, lines: usize) -> String {
     let text = fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
@@ -261,7 +266,7 @@ fn tail_of(path: &Path, lines: usize) -> String {
 }
 
 /// Sends ApiVersions v0 (correlation id 7) and reports whether a response came back.
-fn api_versions_answered(port: u16) -> bool {
+pub fn api_versions_answered(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)) else {
         return false;
     };
