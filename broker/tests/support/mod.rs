@@ -231,7 +231,8 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
-        if std::thread::panicking() {
+        // FJORD_TEST_KEEP=1 keeps every broker's folder, to read the log of a passing run.
+        if std::thread::panicking() || std::env::var_os("FJORD_TEST_KEEP").is_some() {
             let dir = self.dir.take().unwrap().keep();
             eprintln!(
                 "----- {:?} broker on 127.0.0.1:{}: last lines of {} -----\n{}\n----- (folder kept: {}) -----",
