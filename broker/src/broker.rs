@@ -114,12 +114,17 @@ impl Broker {
         if isr.is_empty() {
             isr = topic.replicas.get(index as usize).cloned().unwrap_or_default();
         }
-        // The controller's view wins for a broker it has fenced, as Kafka's
-        // controller takes a fenced broker out of every ISR at once.
-        if !image.brokers.is_empty() {
-            isr.retain(|b| image.is_live(*b));
-        }
+        isr.retain(|b| counts_in_sync(image, *b));
         LeaderView { leader, epoch, isr }
+    }
+
+    /// The size of the ISR [`Self::leader_view`] shows, without building it
+    /// (the produce path asks this for every acks=all batch).
+    pub fn in_sync_count(image: &MetadataImage, topic: &TopicImage, index: i32) -> usize {
+        match topic.state(index) {
+            Some(s) if !s.isr.is_empty() => s.isr.iter().filter(|b| counts_in_sync(image, **b)).count(),
+            _ => topic.replicas.get(index as usize).map_or(0, |r| r.iter().filter(|b| counts_in_sync(image, **b)).count()),
+        }
     }
 
     /// Where broker `id` is reached on `listener` (host, port, rack).
@@ -140,10 +145,23 @@ impl Broker {
         self.config.advertised_listeners.iter().find(|l| l.name == name)
     }
 
-    /// Stops raft cleanly (the logs are flushed by their stores).
+    /// Hands leadership over (`controlled.shutdown.enable`; within the
+    /// session timeout, after which the controller would fence this broker
+    /// anyway), then stops raft cleanly (the logs are flushed by their stores).
     pub async fn shutdown(&self) {
+        let limit = Duration::from_millis(self.config.cluster.session_timeout_ms);
+        if self.config.cluster.controlled_shutdown {
+            crate::cluster::shutdown::hand_off(&self.cluster, limit).await;
+        }
         self.node.shutdown().await;
     }
+}
+
+/// Whether ISR member `broker` still counts: the controller's view wins for
+/// a broker it has fenced, as Kafka's controller takes a fenced broker out
+/// of every ISR at once. (No registrations at all: a single node starting.)
+fn counts_in_sync(image: &MetadataImage, broker: i32) -> bool {
+    image.brokers.is_empty() || image.is_live(broker)
 }
 
 /// Waits until this broker's registration is in its own metadata image:

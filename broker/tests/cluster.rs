@@ -333,6 +333,108 @@ fn leader_fails_over_and_preferred_leader_returns() {
     assert_eq!(c.end_offsets(dead, topic).values().sum::<i64>(), 2000);
 }
 
+/// Controlled shutdown: a broker stopped with SIGTERM hands its partitions
+/// to the other replicas and is fenced before it exits, so right after it
+/// is gone no broker names it as a leader, in an ISR or in Metadata. The
+/// session timeout is long (30 s) so that only the hand-over, not the
+/// controller noticing silence, can explain that; acks=all writes keep
+/// being acknowledged across the stop.
+#[test]
+fn sigterm_hands_leadership_over_before_stopping() {
+    let mut c = Cluster::start(
+        3,
+        0,
+        &[("broker.session.timeout.ms", "30000"), ("broker.heartbeat.interval.ms", "500"), ("auto.leader.rebalance.enable", "false")],
+    );
+    let topic = "handover";
+    create_topic(&c, 1, topic, 6, 3);
+    let before = c
+        .wait_topic(1, topic, "preferred leaders, all in sync", Duration::from_secs(30), |v| fully_in_sync(v, 6, 3) && led_by_preferred(v));
+    let going = before[&0].leader.unwrap();
+    let led: Vec<i32> = before.iter().filter(|(_, p)| p.leader == Some(going)).map(|(&i, _)| i).collect();
+    assert!(!led.is_empty());
+    let alive: Vec<i32> = (1..=3).filter(|&i| i != going).collect();
+
+    let stop_file = c.folder().join("stop-producing");
+    let mut producer =
+        Bg::spawn("producer", c.folder(), py(PACED_PRODUCER).args([&c.bootstrap_of_all(&alive), topic, "200"]).arg(&stop_file));
+    wait_for("the producer's first acknowledgements", Duration::from_secs(60), || (producer.out_lines().len() >= 20).then_some(()));
+
+    let stopping = Instant::now();
+    c.stop(going);
+    eprintln!("node {going} (leader of partitions {led:?}) stopped {:?} after SIGTERM", stopping.elapsed());
+    let handed_over = |v: &TopicView| v.len() == 6 && v.values().all(|p| p.leader.is_some_and(|l| l != going) && !p.isr.contains(&going));
+    for &id in &alive {
+        let v = c.wait_topic(id, topic, &format!("node {going}'s partitions handed over"), Duration::from_secs(10), handed_over);
+        assert_eq!(v[&0].isr_sorted(), alive, "partition 0's ISR as node {id} sees it");
+        wait_for(&format!("node {id} to drop node {going} from Metadata, well within the 30 s session"), Duration::from_secs(10), || {
+            c.brokers_seen(id).is_some_and(|b| b.iter().map(|b| b.id).collect::<Vec<_>>() == alive).then_some(())
+        });
+    }
+    let acked_at_stop = producer.out_lines().len();
+    wait_for("acknowledgements after the stop", Duration::from_secs(30), || {
+        (producer.out_lines().len() >= acked_at_stop + 200).then_some(())
+    });
+    fs::write(&stop_file, b"").unwrap();
+    let status = producer.wait(Duration::from_secs(90));
+    assert!(status.success(), "the producer failed ({status}):\n{}", producer.stderr());
+    let acked = parse_records(&producer.stdout());
+    assert_eq!(c.end_offsets(alive[0], topic).values().sum::<i64>(), acked.len() as i64, "records in the topic vs acknowledged");
+}
+
+/// acks=all fails fast with NOT_ENOUGH_REPLICAS once too few replicas are
+/// in sync (Kafka's min.insync.replicas; fjord needs a raft majority in
+/// any case), and a replica coming back ends it. Kafka still takes acks=1
+/// with only the leader in sync; fjord refuses it the same way, as a raft
+/// leader cut off from its majority accepts no write (documented).
+/// Replicas 1, 4 and 5 with three controllers apart (1, 2, 3), so the
+/// controller quorum outlives the two replicas killed and fences them.
+#[test]
+fn acks_all_fails_fast_without_enough_in_sync_replicas() {
+    let mut c = Cluster::start(
+        3,
+        2,
+        &[("broker.session.timeout.ms", "3000"), ("broker.heartbeat.interval.ms", "500"), ("auto.leader.rebalance.enable", "false")],
+    );
+    let topic = "min-isr";
+    let out = c.topics(1, &["--create", "--topic", topic, "--replica-assignment", "1:4:5", "--config", "min.insync.replicas=2"]);
+    assert!(out.contains("Created topic"), "kafka-topics --create printed:\n{out}");
+    c.wait_topic(1, topic, "leader 1, all in sync", Duration::from_secs(30), |v| fully_in_sync(v, 1, 3) && v[&0].leader == Some(1));
+    assert_eq!(c.produce_to(1, topic, 0, wire::batch(&[b"all in sync"])).0, 0);
+
+    c.kill(4);
+    c.kill(5);
+    c.wait_topic(1, topic, "the ISR down to the leader", Duration::from_secs(60), |v| v[&0].leader == Some(1) && v[&0].isr == [1]);
+    let (err, _) = c.produce_to(1, topic, 0, wire::batch(&[b"refused"]));
+    assert_eq!(err, 19, "acks=all with only the leader in sync: error {err}, not NOT_ENOUGH_REPLICAS");
+    let (err, base) = c.produce_acks(1, topic, 0, wire::batch(&[b"leader only"]), 1);
+    let (taken, next) = match c.kind() {
+        Kind::Kafka => ((0, 1), 2),
+        Kind::Fjord => ((19, -1), 1),
+    };
+    assert_eq!((err, base), taken, "acks=1 with only the leader in sync");
+
+    // Node 4 back: either of the two may lead now.
+    c.restart(4);
+    let v = c.wait_topic(1, topic, "node 4 back in the ISR", Duration::from_secs(60), |v| {
+        v[&0].isr_sorted() == [1, 4] && v[&0].leader.is_some_and(|l| l == 1 || l == 4)
+    });
+    // As a client does: NOT_LEADER_OR_FOLLOWER (an election settling) or
+    // NOT_ENOUGH_REPLICAS (the ISR news on its way) means look again.
+    let mut leader = v[&0].leader.unwrap();
+    let (err, base) = wait_for("an answer other than a retriable error", Duration::from_secs(30), || {
+        let (err, base) = c.produce_to(leader, topic, 0, wire::batch(&[b"two in sync"]));
+        if err == 6 || err == 19 {
+            leader = c.topic_view(1, topic).and_then(|v| v[&0].leader).unwrap_or(leader);
+            std::thread::sleep(Duration::from_millis(200));
+            return None;
+        }
+        Some((err, base))
+    });
+    assert_eq!((err, base), (0, next), "acks=all with two of three in sync");
+    assert_eq!(c.end_offsets(4, topic)[&0], next + 1);
+}
+
 #[test]
 fn reassign_to_a_fourth_broker_under_load_loses_nothing() {
     let c = Cluster::start(3, 1, &[]);

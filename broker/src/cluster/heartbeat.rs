@@ -7,6 +7,7 @@
 //! every partition's leader, which is what Metadata answers with.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use openraft::BasicNode;
@@ -27,6 +28,9 @@ pub struct Heartbeat {
     pub raft_addr: String,
     pub controller: bool,
     pub leaders: Vec<LeaderReport>,
+    /// The broker's last heartbeat before a controlled shutdown: fence it now.
+    #[serde(default)]
+    pub shutting_down: bool,
 }
 
 /// One partition this broker leads.
@@ -63,6 +67,7 @@ pub fn build(cluster: &Cluster) -> Heartbeat {
         raft_addr: cluster.node.node().addr,
         controller: config.is_controller(),
         leaders,
+        shutting_down: cluster.shutting_down.load(Ordering::SeqCst),
     }
 }
 
@@ -76,6 +81,11 @@ pub async fn run(cluster: Arc<Cluster>) {
         let due = sent.as_ref().is_none_or(|(last, at)| *last != hb || at.elapsed() >= interval);
         if due {
             match call_controller(&cluster, &ControlRequest::Heartbeat(hb.clone())).await {
+                Ok(ControlResponse::Done) if hb.shutting_down => {
+                    tracing::info!("controlled shutdown: the controller has fenced this broker");
+                    cluster.farewell_sent.store(true, Ordering::SeqCst);
+                    return;
+                }
                 Ok(ControlResponse::Done) => {
                     sent = Some((hb, Instant::now()));
                     if failing_since.take().is_some() {
@@ -101,7 +111,7 @@ pub async fn run(cluster: Arc<Cluster>) {
 /// The controller's side: records what is new in `hb`.
 pub async fn serve(cluster: &Arc<Cluster>, hb: Heartbeat) -> Result<(), MetadataError> {
     cluster.liveness.heard(hb.id);
-    if !hb.controller {
+    if !hb.controller && !hb.shutting_down {
         ensure_learner(cluster, &hb).await;
     }
     cluster.metadata.write(|image| Ok::<_, MetadataError>((records_for(image, &hb), ()))).await?;
@@ -126,6 +136,14 @@ async fn ensure_learner(cluster: &Cluster, hb: &Heartbeat) {
 pub fn records_for(image: &MetadataImage, hb: &Heartbeat) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     match image.brokers.get(&hb.id) {
+        // Going away: fenced at once, and its reports no longer count.
+        Some(b) if hb.shutting_down => {
+            if b.incarnation == hb.incarnation && !b.fenced {
+                out.push(MetadataRecord::BrokerFenced { id: hb.id, fenced: true });
+            }
+            return out;
+        }
+        None if hb.shutting_down => return out,
         Some(b)
             if b.incarnation == hb.incarnation
                 && b.rack == hb.rack
@@ -190,6 +208,7 @@ mod tests {
             raft_addr: "127.0.0.1:1".into(),
             controller: true,
             leaders,
+            shutting_down: false,
         }
     }
 
@@ -224,6 +243,16 @@ mod tests {
         img.apply(&MetadataRecord::Reassign { id, partition: 0, target: vec![4, 2, 3] });
         assert!(records_for(&img, &hb(1, vec![report.clone()])).is_empty());
         let moved = LeaderReport { voters: vec![2, 3, 4], ..report };
-        assert!(records_for(&img, &hb(1, vec![moved])).contains(&MetadataRecord::ReassignDone { id, partition: 0 }));
+        assert!(records_for(&img, &hb(1, vec![moved.clone()])).contains(&MetadataRecord::ReassignDone { id, partition: 0 }));
+
+        // The last heartbeat of a controlled shutdown fences, once, and reports nothing.
+        let going = Heartbeat { shutting_down: true, ..hb(1, vec![moved]) };
+        assert_eq!(records_for(&img, &going), vec![MetadataRecord::BrokerFenced { id: 1, fenced: true }]);
+        img.apply(&MetadataRecord::BrokerFenced { id: 1, fenced: true });
+        assert!(records_for(&img, &going).is_empty());
+        // An older incarnation saying goodbye does not fence the new one.
+        img.apply(&MetadataRecord::BrokerFenced { id: 1, fenced: false });
+        assert!(records_for(&img, &Heartbeat { incarnation: "old".into(), ..going.clone() }).is_empty());
+        assert!(records_for(&img, &Heartbeat { id: 7, ..going }).is_empty());
     }
 }

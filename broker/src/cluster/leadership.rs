@@ -42,6 +42,9 @@ pub async fn run(cluster: Arc<Cluster>) {
     let balance_every = Duration::from_millis(cluster.config.cluster.imbalance_check_interval_ms);
     loop {
         tokio::time::sleep(RECONCILE_EVERY).await;
+        if cluster.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let Some(partitions) = cluster.partitions() else { continue };
         let image = cluster.metadata.image();
         for p in partitions.all() {

@@ -9,6 +9,7 @@
 //! - [`placement`]: rack-aware replica placement for new partitions.
 //! - [`leadership`]: preferred-leader election and driving each partition's
 //!   raft voters to its assigned replicas (reassignment).
+//! - [`shutdown`]: handing leadership over before the broker stops.
 //!
 //! Ownership: one [`Cluster`] per broker, created before the partitions, so
 //! that a broker registers (and a non-voter becomes a metadata learner)
@@ -19,7 +20,9 @@ pub mod heartbeat;
 pub mod leadership;
 pub mod liveness;
 pub mod placement;
+pub mod shutdown;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 use fjord_raft::registry::RaftNode;
@@ -40,6 +43,10 @@ pub struct Cluster {
     pub liveness: liveness::Liveness,
     /// Wakes the heartbeat loop early (a leadership change to report).
     pub report_now: tokio::sync::Notify,
+    /// Set by [`shutdown::hand_off`]: the next heartbeat is the last.
+    pub shutting_down: AtomicBool,
+    /// Set once the controller has accepted that last heartbeat.
+    pub farewell_sent: AtomicBool,
 }
 
 impl Cluster {
@@ -52,6 +59,8 @@ impl Cluster {
             incarnation: crate::metadata::TopicId::random().to_base64(),
             liveness: liveness::Liveness::default(),
             report_now: tokio::sync::Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            farewell_sent: AtomicBool::new(false),
         });
         control::install(&cluster);
         cluster

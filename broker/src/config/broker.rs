@@ -205,6 +205,8 @@ pub struct ClusterConfig {
     pub imbalance_percentage: u32,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: u64,
+    /// `controlled.shutdown.enable`.
+    pub controlled_shutdown: bool,
 }
 
 /// See the module doc. Each field names its Kafka key.
@@ -350,6 +352,7 @@ impl BrokerConfig {
                 imbalance_check_interval_ms: (s.long("leader.imbalance.check.interval.seconds").max(1) as u64).saturating_mul(1000),
                 imbalance_percentage: s.int("leader.imbalance.per.broker.percentage").clamp(0, 100) as u32,
                 replica_lag_time_max_ms: s.long("replica.lag.time.max.ms").max(1) as u64,
+                controlled_shutdown: s.bool("controlled.shutdown.enable"),
             },
             explicit,
         };

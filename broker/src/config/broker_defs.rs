@@ -80,6 +80,13 @@ pub(crate) const BROKER_DEFS: &[Def] = &[
     ),
     def("compression.zstd.level", Int, Some("3"), Check::Between(-131072, 22), "Default for the topic config compression.zstd.level."),
     def(
+        "controlled.shutdown.enable",
+        Boolean,
+        Some("true"),
+        Check::None,
+        "On SIGTERM, hand the partitions this broker leads to other replicas and have the controller fence it before stopping (for at most broker.session.timeout.ms).",
+    ),
+    def(
         "controller.listener.names",
         Str,
         None,
@@ -420,7 +427,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "authorizer.class.name",
     "background.threads",
     "config.providers",
-    "controlled.shutdown.enable",
     "create.topic.policy.class.name",
     "delete.records.purgatory.purge.interval.requests",
     "early.start.listeners",

@@ -14,6 +14,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::util::{str_bytes, topic_id};
 use super::{Pending, Reply, RequestContext, ready, respond};
+use crate::Broker;
+use crate::metadata::{MetadataImage, TopicImage};
 use crate::partition::append::{Acks, AppendWait, error_code};
 use crate::partition::validate::single_batch;
 use crate::partition::{AppendError, Partition};
@@ -53,7 +55,10 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
                     // A partition of the topic that another broker hosts: the client looks for its leader.
                     None if p.index >= 0 && p.index < ti.partition_count() => Slot::Done(Err((ResponseError::NotLeaderOrFollower, None))),
                     None => Slot::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
-                    Some(partition) => propose(&ctx, &partition, p.records, acks, timeout).await,
+                    Some(partition) => match enough_replicas(&image, ti, &partition, acks) {
+                        Err(message) => Slot::Done(Err((ResponseError::NotEnoughReplicas, Some(message)))),
+                        Ok(()) => propose(&ctx, &partition, p.records, acks, timeout).await,
+                    },
                 },
             };
             slots.push((p.index, slot));
@@ -93,6 +98,31 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
             _ => respond(&ctx, &ProduceResponse::default().with_responses(responses)),
         }
     })
+}
+
+/// Kafka's fast failure: a write is refused before it is appended when
+/// fewer replicas are in sync than it needs. For acks=all Kafka needs
+/// `min.insync.replicas`; fjord needs a raft majority of the replicas in
+/// any case, for every acks, as a raft leader takes no write at all once a
+/// majority stops answering (its lease runs out). Waiting would only end
+/// in a timeout. A follower answers NOT_LEADER_OR_FOLLOWER instead (from
+/// the append).
+fn enough_replicas(image: &MetadataImage, topic: &TopicImage, partition: &Partition, acks: Acks) -> Result<(), String> {
+    let replicas = topic.replicas.get(partition.index as usize).map_or(1, Vec::len);
+    let majority = replicas / 2 + 1;
+    let required = match acks {
+        Acks::All => majority.max(usize::try_from(partition.config().min_insync_replicas).unwrap_or(1)),
+        _ => majority,
+    };
+    let in_sync = Broker::in_sync_count(image, topic, partition.index);
+    if in_sync >= required || !partition.is_leader() {
+        return Ok(());
+    }
+    Err(format!(
+        "The size of the current ISR ({in_sync}) is insufficient to satisfy the min.isr requirement of {required} for partition {}-{} \
+         (a majority of its {replicas} replicas, or min.insync.replicas if more)",
+        topic.name, partition.index
+    ))
 }
 
 /// Checks the records of one partition and proposes the batch.

@@ -426,8 +426,13 @@ impl Cluster {
     /// One Produce (v9, acks=all) of `records` to partition `partition` of
     /// `topic` on node `id`; (error code, base offset).
     pub fn produce_to(&self, id: i32, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+        self.produce_acks(id, topic, partition, records, -1)
+    }
+
+    /// [`Self::produce_to`] with `acks` (1 or -1).
+    pub fn produce_acks(&self, id: i32, topic: &str, partition: i32, records: Bytes, acks: i16) -> (i16, i64) {
         let mut s = self.connect(id).unwrap_or_else(|| panic!("node {id} does not accept connections"));
-        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
             TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(topic.into())))
                 .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))]),
