@@ -15,12 +15,14 @@ pub mod broker;
 mod broker_defs;
 mod def;
 pub mod describe;
+mod kraft;
 mod listener;
 pub mod properties;
 pub mod topic;
 
-pub use broker::{BrokerConfig, ClusterConfig, ConfigError, GroupConfig, LogDefaults, ProcessRole, QuorumVoter};
+pub use broker::{BrokerConfig, ClusterConfig, ConfigError, GroupConfig, LogDefaults};
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType};
+pub use kraft::{ProcessRole, QuorumVoter};
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::PropertiesError;
 pub use topic::{
