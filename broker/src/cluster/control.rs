@@ -8,6 +8,8 @@
 //! - `Heartbeat`: a broker's registration and the partitions it leads.
 //! - `TransferLeader`: asks a partition's leader to hand leadership to a
 //!   replica (preferred-leader election, reassignment).
+//! - `DescribeQuorum`: the metadata quorum's replication state, which only
+//!   the active controller knows ([`super::quorum`]).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Cluster;
 use super::heartbeat::Heartbeat;
+use super::quorum::QuorumState;
 use crate::config::QuorumVoter;
 use crate::metadata::store::Forward;
 use crate::metadata::{MetadataError, MetadataRecord, TopicId};
@@ -26,6 +29,7 @@ pub enum ControlRequest {
     Propose { based_on: i64, records: Vec<MetadataRecord> },
     Heartbeat(Heartbeat),
     TransferLeader { topic_id: TopicId, partition: i32, to: i32 },
+    DescribeQuorum,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +44,8 @@ pub enum ControlResponse {
     },
     Done,
     Failed(String),
+    /// The answer to `DescribeQuorum`.
+    Quorum(QuorumState),
 }
 
 /// How long one control call may take (a proposal waits for a commit).
@@ -113,6 +119,10 @@ pub async fn serve(cluster: &Arc<Cluster>, request: ControlRequest) -> ControlRe
                 Err(e) => ControlResponse::Failed(e),
             }
         }
+        ControlRequest::DescribeQuorum => match super::quorum::local(cluster) {
+            Some(quorum) => ControlResponse::Quorum(quorum),
+            None => not_controller(cluster),
+        },
     }
 }
 

@@ -7,6 +7,8 @@
 //!   registration, unfencing, partition leaders and ISRs into the metadata log.
 //! - [`liveness`]: the controller fences brokers it stops hearing from.
 //! - [`placement`]: rack-aware replica placement for new partitions.
+//! - [`quorum`]: the metadata quorum's state for DescribeQuorum, from the
+//!   active controller's raft.
 //! - [`leadership`]: preferred-leader election and driving each partition's
 //!   raft voters to its assigned replicas (reassignment).
 //! - [`shutdown`]: handing leadership over before the broker stops.
@@ -20,6 +22,7 @@ pub mod heartbeat;
 pub mod leadership;
 pub mod liveness;
 pub mod placement;
+pub mod quorum;
 pub mod shutdown;
 
 use std::sync::atomic::AtomicBool;

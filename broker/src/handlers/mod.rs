@@ -19,6 +19,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
@@ -104,6 +105,7 @@ pub const APIS: &[Api] = &[
     Api { key: ApiKey::CreatePartitions, versions: create_partitions::VERSIONS },
     Api { key: ApiKey::IncrementalAlterConfigs, versions: incremental_alter_configs::VERSIONS },
     Api { key: ApiKey::DescribeCluster, versions: describe_cluster::VERSIONS },
+    Api { key: ApiKey::DescribeQuorum, versions: describe_quorum::VERSIONS },
     Api { key: ApiKey::DescribeTopicPartitions, versions: describe_topic_partitions::VERSIONS },
     Api { key: ApiKey::OffsetCommit, versions: offset_commit::VERSIONS },
     Api { key: ApiKey::OffsetFetch, versions: offset_fetch::VERSIONS },
@@ -180,6 +182,7 @@ pub async fn dispatch(ctx: RequestContext, request: Request) -> Result<Pending, 
         ApiKey::ListPartitionReassignments => simple!(list_partition_reassignments, ListPartitionReassignmentsRequest),
         ApiKey::IncrementalAlterConfigs => simple!(incremental_alter_configs, IncrementalAlterConfigsRequest),
         ApiKey::DescribeCluster => simple!(describe_cluster, DescribeClusterRequest),
+        ApiKey::DescribeQuorum => simple!(describe_quorum, DescribeQuorumRequest),
         ApiKey::DescribeTopicPartitions => simple!(describe_topic_partitions, DescribeTopicPartitionsRequest),
         ApiKey::OffsetCommit => simple!(offset_commit, OffsetCommitRequest),
         ApiKey::OffsetFetch => simple!(offset_fetch, OffsetFetchRequest),
