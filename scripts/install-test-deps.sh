@@ -31,6 +31,7 @@ command -v kcat >/dev/null || apt_install kcat
 command -v ip >/dev/null && command -v tc >/dev/null || apt_install iproute2
 command -v nft >/dev/null || apt_install nftables
 command -v setpriv >/dev/null || apt_install util-linux
+command -v openssl >/dev/null || apt_install openssl # certificates for broker/tests/tls.rs
 
 # --- Python clients in a venv -------------------------------------------------
 venv=.cache/venv

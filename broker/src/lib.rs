@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod partition;
 pub mod producer_ids;
 pub mod protocol;
+pub mod security;
 pub mod server;
 
 pub use broker::Broker;

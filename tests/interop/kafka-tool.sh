@@ -29,6 +29,7 @@ case "$tool" in
   kafka-leader-election) class=org.apache.kafka.tools.LeaderElectionCommand ;;
   kafka-reassign-partitions) class=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
   kafka-metadata-quorum) class=org.apache.kafka.tools.MetadataQuorumCommand ;;
+  kafka-acls) class=org.apache.kafka.tools.AclCommand ;;
   kafka-storage) class=kafka.tools.StorageTool ;;
   kafka-server-start) class=kafka.Kafka level=${KAFKA_TOOL_LOG_LEVEL:-info} ;;
   *)

@@ -110,13 +110,20 @@ fn invalid_config(message: impl Into<String>) -> AdminError {
 
 /// Applies the changes (or only checks them, `validate_only`); one result
 /// per resource, in request order.
+/// `refused` answers resources at once (an ACL check failed), in request order.
 pub async fn alter_configs(
     broker: &Arc<Broker>,
     resources: &[AlterResource],
+    refused: Vec<Option<AdminError>>,
     mode: Mode,
     validate_only: bool,
 ) -> Vec<Result<(), AdminError>> {
     let mut results: Vec<Option<Result<(), AdminError>>> = preprocess(broker.config.node_id, resources, mode);
+    for (result, refusal) in results.iter_mut().zip(refused) {
+        if let Some(e) = refusal {
+            *result = Some(Err(e));
+        }
+    }
     let topics: Vec<usize> = (0..resources.len()).filter(|&i| results[i].is_none()).collect();
     if !topics.is_empty() {
         let written = broker

@@ -248,8 +248,16 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// Heartbeats, liveness and leader balance.
     pub cluster: ClusterConfig,
+    /// SASL listeners' mechanisms and PLAIN users, `connections.max.reauth.ms`.
+    pub sasl: super::sasl::SaslConfig,
+    /// `ssl.*` and `listener.name.<name>.ssl.*`: the TLS side of each SSL
+    /// and SASL_SSL listener, by listener name (upper case); files read and checked.
+    pub tls: BTreeMap<String, super::ssl::TlsSettings>,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`;
+    /// `None`: ACLs are not enforced.
+    pub authorizer: Option<crate::security::authorizer::AuthorizerConfig>,
     /// Every setting given, normalized; see [`BrokerConfig::explicit`].
-    explicit: BTreeMap<String, String>,
+    explicit: Explicit,
 }
 
 impl BrokerConfig {
@@ -280,8 +288,11 @@ impl BrokerConfig {
         }
         let net = Network::read(&s)?;
         let log_dirs = log_dirs(&s)?;
+        let sasl = super::sasl::SaslConfig::read(&explicit, &net.listeners, &mut warnings)?;
         let log =
             LogDefaults::new(TopicConfig::resolve_explicit(&explicit, &TopicOverrides::new()), s.long("log.retention.check.interval.ms"));
+        let tls = super::ssl::read(&explicit, &net.listeners)?;
+        let authorizer = super::authorizer::read(&explicit, &mut warnings)?;
         let config = BrokerConfig {
             node_id: s.int("node.id"),
             listeners: net.listeners,
@@ -333,7 +344,10 @@ impl BrokerConfig {
                 replica_lag_time_max_ms: s.long("replica.lag.time.max.ms").max(1) as u64,
                 controlled_shutdown: s.bool("controlled.shutdown.enable"),
             },
-            explicit,
+            sasl,
+            tls,
+            authorizer,
+            explicit: Explicit(explicit),
         };
         config.check_quorum()?;
         debug_assert!(!config.listeners.is_empty() && !config.log_dirs.is_empty());
@@ -370,7 +384,7 @@ impl BrokerConfig {
             None if !matches!(RaftConfig::default().set(name, "1"), Err(RaftConfigError::Unknown(_))) => ConfigType::Long,
             None => ConfigType::Unknown,
         };
-        let sensitive = config_type.is_sensitive();
+        let sensitive = config_type.is_sensitive() || is_secret(name);
         let default = |n: &str| broker_def(n).and_then(|d| d.default).map(str::to_string);
         let value = self.explicit.get(name).cloned().or_else(|| default(name)).filter(|_| !sensitive);
         let own = [name];
@@ -389,6 +403,35 @@ impl BrokerConfig {
             synonyms,
         }
     }
+}
+
+/// The settings as given; `Debug` (and so any log of the config) shows
+/// secrets as `[hidden]`.
+#[derive(Clone, PartialEq)]
+struct Explicit(BTreeMap<String, String>);
+
+impl std::ops::Deref for Explicit {
+    type Target = BTreeMap<String, String>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Explicit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |k: &String, v: &String| {
+            if is_secret(k) || broker_def(k).is_some_and(|d| d.ty.is_sensitive()) { "[hidden]".to_string() } else { v.clone() }
+        };
+        f.debug_map().entries(self.0.iter().map(|(k, v)| (k, shown(k, v)))).finish()
+    }
+}
+
+/// Keys that hold secrets though Fjord has no definition for them (TLS and
+/// SASL settings, also under `listener.name.<l>.`): Kafka types them
+/// PASSWORD, so DescribeConfigs never shows their values.
+fn is_secret(name: &str) -> bool {
+    name.contains("password") || name.ends_with("ssl.keystore.key") || name.ends_with("sasl.jaas.config")
 }
 
 /// Reads a properties file. Java reads these files as ISO-8859-1; UTF-8 is
@@ -799,8 +842,20 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_hidden_from_debug_and_describe() {
+        let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"a\" password=\"s3cret\" user_a=\"s3cret\";";
+        let c = ok(&[("listener.name.plaintext.plain.sasl.jaas.config", jaas), ("ssl.truststore.password", "s3cret")]);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        for e in c.describe().iter().filter(|e| e.name.contains("jaas") || e.name.contains("password")) {
+            assert!(e.sensitive && e.value.is_none(), "{e:?}");
+        }
+    }
+
+    #[test]
     fn listeners_and_advertised_listeners() {
-        let c = ok(&[("listeners", "PLAINTEXT://127.0.0.1:9092,SSL://:9093")]);
+        let [key, chain] = super::super::ssl::TEST_KEYSTORE;
+        let c = ok(&[("listeners", "PLAINTEXT://127.0.0.1:9092,SSL://:9093"), key, chain]);
         let got: Vec<_> = c.listeners.iter().map(|l| (l.name.as_str(), l.host.as_str(), l.port, l.security_protocol)).collect();
         assert_eq!(got, [("PLAINTEXT", "127.0.0.1", 9092, SecurityProtocol::Plaintext), ("SSL", "", 9093, SecurityProtocol::Ssl)]);
         assert_eq!(c.advertised_listeners[0].host, "127.0.0.1");
@@ -813,6 +868,9 @@ mod tests {
         let c = ok(&[
             ("listeners", "INTERNAL://:9092,EXTERNAL://:9093"),
             ("listener.security.protocol.map", "INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+            key,
+            chain,
         ]);
         assert_eq!(c.listeners[1].security_protocol, SecurityProtocol::SaslSsl);
         assert!(!c.listener_security_protocol_map.contains_key("SSL"), "an explicit map replaces the default");

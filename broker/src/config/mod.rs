@@ -11,6 +11,7 @@
 //! Names, defaults, validators and synonym priorities follow Kafka 4.x
 //! (`ServerLogConfigs`, `ServerTopicConfigSynonyms`, `LogConfig`, `ConfigHelper`).
 
+mod authorizer;
 pub mod broker;
 mod broker_defs;
 mod def;
@@ -18,6 +19,8 @@ pub mod describe;
 mod kraft;
 mod listener;
 pub mod properties;
+mod sasl;
+mod ssl;
 pub mod topic;
 
 pub use broker::{BrokerConfig, ClusterConfig, ConfigError, GroupConfig, LogDefaults};
@@ -25,6 +28,8 @@ pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType};
 pub use kraft::{ProcessRole, QuorumVoter};
 pub use listener::{Listener, SecurityProtocol};
 pub use properties::PropertiesError;
+pub use sasl::{ListenerSasl, SaslConfig};
+pub use ssl::{ClientAuth, PrincipalMapper, TlsSettings, TlsVersion};
 pub use topic::{
     TimestampType, TopicConfig, TopicConfigError, TopicOverrides, describe_topic, topic_config_default, topic_config_names,
     topic_config_type, validate, validate_for,

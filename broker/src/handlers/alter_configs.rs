@@ -29,7 +29,8 @@ pub async fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConf
                 .collect(),
         })
         .collect();
-    let outcomes = alter_configs(&ctx.broker, &resources, Mode::Legacy, req.validate_only).await;
+    let refused = super::authz::alter_configs_refusals(ctx, &resources);
+    let outcomes = alter_configs(&ctx.broker, &resources, refused, Mode::Legacy, req.validate_only).await;
     let responses = req
         .resources
         .iter()

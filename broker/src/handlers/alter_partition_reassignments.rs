@@ -7,13 +7,20 @@ use kafka_protocol::messages::alter_partition_reassignments_response::{Reassigna
 use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse};
 
 use super::RequestContext;
+use super::authz::cluster_allowed;
 use super::util::{str_bytes, topic_name};
 use crate::admin::reassign::{Move, reassign};
+use crate::security::acl::AclOperation;
 
 /// v1 adds allow_replication_factor_change (KIP-860).
 pub const VERSIONS: RangeInclusive<i16> = 0..=1;
 
 pub async fn handle(ctx: &RequestContext, req: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse {
+    if !cluster_allowed(ctx, &ctx.broker.metadata.image(), AclOperation::Alter) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(super::util::str_bytes("Cluster authorization failed.")));
+    }
     let moves: Vec<Move> = req
         .topics
         .iter()

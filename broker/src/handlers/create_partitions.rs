@@ -10,9 +10,11 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::RequestContext;
+use super::authz::allowed;
 use super::create_topics::admin_wait;
 use super::util::{str_bytes, topic_name};
 use crate::admin::partitions::{NewPartitions, create_partitions};
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=3;
 
@@ -29,6 +31,10 @@ pub async fn handle(ctx: &RequestContext, req: CreatePartitionsRequest) -> Creat
             if answered.insert(name) {
                 results.push(error(name, ResponseError::InvalidRequest, "Duplicate topic name."));
             }
+            continue;
+        }
+        if !allowed(ctx, &ctx.broker.metadata.image(), AclOperation::Alter, ResourceType::Topic, name) {
+            results.push(error(name, ResponseError::TopicAuthorizationFailed, "Authorization failed."));
             continue;
         }
         let assignments = t.assignments.as_ref().map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect());

@@ -14,11 +14,13 @@ use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, Cr
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::RequestContext;
+use super::authz::{allowed, cluster_allowed};
 use super::util::{str_bytes, topic_name, uuid};
 use crate::admin::AdminError;
 use crate::admin::create::{NewTopic, create_topic};
 use crate::config::describe_topic;
 use crate::metadata::TopicImage;
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 2..=7;
 
@@ -47,6 +49,11 @@ pub async fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTop
             if answered.insert(name) {
                 results.push(failed(name, ResponseError::InvalidRequest, "Duplicate topic name."));
             }
+            continue;
+        }
+        let image = ctx.broker.metadata.image();
+        if !cluster_allowed(ctx, &image, AclOperation::Create) && !allowed(ctx, &image, AclOperation::Create, ResourceType::Topic, name) {
+            results.push(failed(name, ResponseError::TopicAuthorizationFailed, "Authorization failed."));
             continue;
         }
         if name == "__cluster_metadata" {

@@ -9,10 +9,12 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::RequestContext;
+use super::authz::group_allowed;
 use crate::group::classic::State;
 use crate::group::coordinator::is_active;
 use crate::group::records::GroupRecord;
 use crate::metadata::store::now_ms;
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 
@@ -26,6 +28,9 @@ pub async fn handle(ctx: &RequestContext, req: DeleteGroupsRequest) -> DeleteGro
 }
 
 async fn delete(ctx: &RequestContext, id: &str) -> Result<(), i16> {
+    if !group_allowed(ctx, AclOperation::Delete, id) {
+        return Err(E::GroupAuthorizationFailed.code());
+    }
     let coordinator = &ctx.broker.groups;
     let mut locked = coordinator.lock(id).await?;
     let group = locked.state.groups.get(id).filter(|g| g.state != State::Dead).ok_or(E::GroupIdNotFound.code())?;

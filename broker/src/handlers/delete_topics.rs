@@ -10,8 +10,10 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::RequestContext;
+use super::authz::allowed;
 use super::util::{str_bytes, topic_id, topic_name, uuid};
 use crate::admin::delete::{Outcome, Requested, delete_topics};
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 1..=6;
 
@@ -22,8 +24,30 @@ pub async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTop
         let code = if ctx.api_version < 3 { ResponseError::InvalidRequest } else { ResponseError::TopicDeletionDisabled };
         return every_topic(&requested, code);
     }
-    match delete_topics(&ctx.broker, &requested).await {
-        Ok(outcomes) => DeleteTopicsResponse::default().with_responses(outcomes.iter().map(result).collect()),
+    // DELETE on each topic; the refused ones are answered apart, in place.
+    let image = ctx.broker.metadata.image();
+    let may = |r: &Requested| {
+        let name = r.name.clone().or_else(|| image.topic_by_id(&r.id).map(|t| t.name.clone()));
+        name.is_none_or(|n| allowed(ctx, &image, AclOperation::Delete, ResourceType::Topic, &n))
+    };
+    let permitted: Vec<bool> = requested.iter().map(may).collect();
+    let to_delete: Vec<Requested> = requested.iter().zip(&permitted).filter(|(_, ok)| **ok).map(|(r, _)| r.clone()).collect();
+    match delete_topics(&ctx.broker, &to_delete).await {
+        Ok(outcomes) => {
+            let mut done = outcomes.iter().map(result);
+            let responses = requested
+                .iter()
+                .zip(&permitted)
+                .filter_map(|(r, ok)| {
+                    if *ok {
+                        done.next()
+                    } else {
+                        Some(every_topic(std::slice::from_ref(r), ResponseError::TopicAuthorizationFailed).responses.remove(0))
+                    }
+                })
+                .collect();
+            DeleteTopicsResponse::default().with_responses(responses)
+        }
         Err(e) => {
             tracing::warn!("DeleteTopics failed: {e}");
             every_topic(&requested, e.code)

@@ -10,10 +10,12 @@ use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourc
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::RequestContext;
+use super::authz::{allowed, cluster_allowed};
 use super::util::{str_bytes, validate_topic_name};
 use crate::Broker;
 use crate::admin::configs::resource;
 use crate::config::{ConfigEntry, ConfigSource, describe_topic};
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 1..=4;
 
@@ -33,7 +35,20 @@ pub async fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> Descri
         return DescribeConfigsResponse::default().with_results(results);
     }
     let detail = Detail { synonyms: req.include_synonyms, documentation: req.include_documentation };
-    let results = req.resources.iter().map(|r| describe(&ctx.broker, r, detail)).collect();
+    let image = ctx.broker.metadata.image();
+    let results = req
+        .resources
+        .iter()
+        .map(|r| match r.resource_type {
+            resource::TOPIC if !allowed(ctx, &image, AclOperation::DescribeConfigs, ResourceType::Topic, &r.resource_name) => {
+                error(r, ResponseError::TopicAuthorizationFailed, None)
+            }
+            resource::BROKER if !cluster_allowed(ctx, &image, AclOperation::DescribeConfigs) => {
+                error(r, ResponseError::ClusterAuthorizationFailed, None)
+            }
+            _ => describe(&ctx.broker, r, detail),
+        })
+        .collect();
     DescribeConfigsResponse::default().with_results(results)
 }
 

@@ -9,8 +9,10 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
 use super::RequestContext;
+use super::authz::group_allowed;
 use super::util::str_bytes;
 use crate::group::classic::State;
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
@@ -27,6 +29,9 @@ pub async fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> Describ
 
 async fn describe(ctx: &RequestContext, id: &GroupId) -> DescribedGroup {
     let base = DescribedGroup::default().with_group_id(id.clone()).with_protocol_type(str_bytes("")).with_protocol_data(str_bytes(""));
+    if !group_allowed(ctx, AclOperation::Describe, id) {
+        return base.with_error_code(E::GroupAuthorizationFailed.code()).with_group_state(str_bytes(""));
+    }
     let locked = match ctx.broker.groups.lock(id).await {
         Ok(l) => l,
         Err(code) => return base.with_error_code(code).with_group_state(str_bytes("")),

@@ -9,12 +9,17 @@ use kafka_protocol::messages::describe_log_dirs_response::{DescribeLogDirsPartit
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 
 use super::RequestContext;
+use super::authz::cluster_allowed;
 use super::util::{str_bytes, topic_name};
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 1..=4;
 
 pub async fn handle(ctx: &RequestContext, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let broker = &ctx.broker;
+    if !cluster_allowed(ctx, &broker.metadata.image(), AclOperation::Describe) {
+        return DescribeLogDirsResponse::default().with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code());
+    }
     let wanted = |topic: &str, partition: i32| match &req.topics {
         None => true,
         Some(ts) => ts.iter().any(|t| t.topic.0.as_str() == topic && t.partitions.contains(&partition)),

@@ -17,8 +17,10 @@ use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumRe
 use uuid::Uuid;
 
 use super::RequestContext;
+use super::authz::cluster_allowed;
 use super::util::{str_bytes, topic_name};
 use crate::cluster::quorum::{QuorumState, ReplicaProgress, VoterEndpoint, describe};
+use crate::security::acl::AclOperation;
 
 /// Kafka 4.x serves 0-2 (v1: fetch and caught-up timestamps, KIP-836; v2:
 /// directory ids, error messages and the voters' endpoints, KIP-853).
@@ -32,6 +34,11 @@ const METADATA_PARTITION: i32 = 0;
 const CONTROLLER_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn handle(ctx: &RequestContext, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    if !cluster_allowed(ctx, &ctx.broker.metadata.image(), AclOperation::Describe) {
+        return DescribeQuorumResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes("Cluster authorization failed.")));
+    }
     if !asks_for_the_metadata_partition(&req) {
         return unknown_partitions(&req);
     }

@@ -14,9 +14,11 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 
 use super::RequestContext;
+use super::authz::cluster_allowed;
 use super::create_topics::admin_wait;
 use super::util::{str_bytes, topic_name};
 use crate::cluster::leadership::{NotElected, elect_preferred};
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 
@@ -25,6 +27,9 @@ const UNCLEAN: i8 = 1;
 
 pub async fn handle(ctx: &RequestContext, req: ElectLeadersRequest) -> ElectLeadersResponse {
     let image = ctx.broker.metadata.image();
+    if !cluster_allowed(ctx, &image, AclOperation::Alter) {
+        return ElectLeadersResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let election_type = if ctx.api_version == 0 { PREFERRED } else { req.election_type };
     let all = req.topic_partitions.is_none();
     let asked: Vec<(String, Vec<i32>)> = match &req.topic_partitions {

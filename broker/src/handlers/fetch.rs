@@ -33,6 +33,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 
+use super::authz::allowed;
 use super::fetch_session::{FetchContext, IncrementalAnswer, PartitionKey, PartitionParams, PartitionSummary, TopicKey};
 use super::list_offsets::hosted_partition;
 use super::util::str_bytes;
@@ -46,6 +47,7 @@ use crate::protocol::fetch_response::{
     AbortedTransaction, ENCODER_VERSIONS, EpochEndOffset, FetchPartitionParts, FetchResponseParts, FetchTopicParts, LeaderIdAndEpoch,
     NodeEndpoint, encode,
 };
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 4..=17;
 const _: () = assert!(*VERSIONS.start() >= *ENCODER_VERSIONS.start() && *VERSIONS.end() <= *ENCODER_VERSIONS.end());
@@ -86,7 +88,17 @@ pub async fn handle(ctx: Arc<RequestContext>, req: FetchRequest) -> Pending {
         FetchContext::Incremental { session_id, epoch, partitions } => (Session::Incremental { session_id, epoch }, partitions),
     };
     let image = ctx.broker.metadata.image();
-    let targets: Vec<Target> = keyed.into_iter().map(|(key, params)| resolve(&ctx.broker, &image, key, params, !from_follower)).collect();
+    let targets: Vec<Target> = keyed
+        .into_iter()
+        .map(|(key, params)| {
+            let mut target = resolve(&ctx.broker, &image, key, params, !from_follower);
+            // Kafka answers an unauthorized topic before looking it up.
+            if !target.name.is_empty() && !allowed(&ctx, &image, AclOperation::Read, ResourceType::Topic, &target.name) {
+                target.source = Source::Unknown(ResponseError::TopicAuthorizationFailed.code());
+            }
+            target
+        })
+        .collect();
     let limits = Limits::new(&req, version, ctx.broker.config.fetch_max_bytes);
     Box::pin(async move {
         let outcomes = poll(&targets, &limits).await;

@@ -9,8 +9,10 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::RequestContext;
+use super::authz::group_allowed;
 use super::util::str_bytes;
 use crate::group::topic::ensure_offsets_topic;
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
@@ -46,6 +48,9 @@ async fn find(ctx: &RequestContext, key_type: i8, key: &str) -> Coordinator {
             .with_error_message(Some(str_bytes(message)))
     };
     match key_type {
+        GROUP if !group_allowed(ctx, AclOperation::Describe, key) => {
+            return failed(E::GroupAuthorizationFailed, "Not authorized to access group.");
+        }
         GROUP => {}
         // The transaction coordinator comes with transactions (issue 12);
         // until then transactional producers get InitProducerId's answer.

@@ -8,12 +8,16 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use tokio::time::Instant;
 
 use super::RequestContext;
+use super::authz::group_allowed;
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=4;
 
 pub async fn handle(ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
     let group_id = req.group_id.to_string();
-    let code = if group_id.is_empty() {
+    let code = if !group_allowed(ctx, AclOperation::Read, &group_id) {
+        E::GroupAuthorizationFailed.code()
+    } else if group_id.is_empty() {
         E::InvalidGroupId.code()
     } else {
         match ctx.broker.groups.lock(&group_id).await {

@@ -27,7 +27,8 @@ pub async fn handle(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) -
                 .collect(),
         })
         .collect();
-    let outcomes = alter_configs(&ctx.broker, &resources, Mode::Incremental, req.validate_only).await;
+    let refused = super::authz::alter_configs_refusals(ctx, &resources);
+    let outcomes = alter_configs(&ctx.broker, &resources, refused, Mode::Incremental, req.validate_only).await;
     let responses = req
         .resources
         .iter()

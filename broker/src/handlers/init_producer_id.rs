@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::RequestContext;
+use super::authz::idempotent_write_allowed;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=5;
 
@@ -15,6 +16,9 @@ pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitPro
     let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     if req.transactional_id.is_some() {
         return resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    if !idempotent_write_allowed(ctx, &ctx.broker.metadata.image()) {
+        return resp.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     // Only one of id and epoch set is malformed (KafkaApis.handleInitProducerIdRequest).
     if (req.producer_id.0 == -1) != (req.producer_epoch == -1) {

@@ -10,10 +10,12 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use tokio::time::Instant;
 
+use super::authz::group_allowed;
 use super::util::str_bytes;
 use super::{Pending, RequestContext, ready, respond};
 use crate::group::classic::{Answer, ClassicGroup, JoinReply, JoinRequest, State};
 use crate::metadata::store::now_ms;
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=9;
 
@@ -32,6 +34,9 @@ pub async fn handle(ctx: Arc<RequestContext>, req: JoinGroupRequest) -> Pending 
 async fn join(ctx: &RequestContext, req: JoinGroupRequest) -> Answer<JoinReply> {
     let member_id = req.member_id.to_string();
     let fail = |code: E| Answer::Now(JoinReply::error(code.code(), &member_id));
+    if !group_allowed(ctx, AclOperation::Read, &req.group_id) {
+        return fail(E::GroupAuthorizationFailed);
+    }
     let group_id = req.group_id.to_string();
     if group_id.is_empty() {
         return fail(E::InvalidGroupId);

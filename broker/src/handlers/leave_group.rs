@@ -9,7 +9,9 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use tokio::time::Instant;
 
 use super::RequestContext;
+use super::authz::group_allowed;
 use crate::metadata::store::now_ms;
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=5;
 
@@ -20,6 +22,9 @@ pub async fn handle(ctx: &RequestContext, req: LeaveGroupRequest) -> LeaveGroupR
         vec![(req.member_id.to_string(), None)]
     };
     let group_id = req.group_id.to_string();
+    if !group_allowed(ctx, AclOperation::Read, &group_id) {
+        return LeaveGroupResponse::default().with_error_code(E::GroupAuthorizationFailed.code());
+    }
     let codes = match leave(ctx, &group_id, &leaving).await {
         Ok(codes) => codes,
         Err(code) => return LeaveGroupResponse::default().with_error_code(code),

@@ -14,10 +14,12 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
 
 use super::RequestContext;
+use super::authz::allowed;
 use crate::Broker;
 use crate::metadata::TopicImage;
 use crate::partition::Partition;
 use crate::partition::epochs::{self, epoch_for_offset, epoch_start_offset};
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 1..=10;
 
@@ -52,7 +54,9 @@ pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffset
             if !answered.insert((t.name.0.clone(), p.partition_index)) {
                 continue;
             }
-            let answer = if duplicates.contains(&(t.name.0.clone(), p.partition_index)) {
+            let answer = if !allowed(ctx, &image, AclOperation::Describe, ResourceType::Topic, &t.name.0) {
+                Err(ResponseError::TopicAuthorizationFailed.code())
+            } else if duplicates.contains(&(t.name.0.clone(), p.partition_index)) {
                 Err(ResponseError::InvalidRequest.code())
             } else {
                 answer_partition(&ctx.broker, topic.map(Arc::as_ref), p, &query)

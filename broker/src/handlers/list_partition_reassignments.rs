@@ -8,13 +8,20 @@ use kafka_protocol::messages::list_partition_reassignments_response::{OngoingPar
 use kafka_protocol::messages::{BrokerId, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse};
 
 use super::RequestContext;
+use super::authz::cluster_allowed;
 use super::util::topic_name;
 use crate::metadata::TopicImage;
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=0;
 
 pub async fn handle(ctx: &RequestContext, req: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse {
     let image = ctx.broker.metadata.image();
+    if !cluster_allowed(ctx, &image, AclOperation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(super::util::str_bytes("Cluster authorization failed.")));
+    }
     let ongoing = |t: &TopicImage, p: i32| -> Option<OngoingPartitionReassignment> {
         let state = t.state(p).filter(|s| s.reassigning())?;
         let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();

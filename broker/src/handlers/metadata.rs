@@ -10,10 +10,12 @@ use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, Metada
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
 use super::RequestContext;
+use super::authz::{allowed, cluster_allowed};
 use super::util::{str_bytes, topic_id, topic_name, uuid, validate_topic_name};
 use crate::Broker;
 use crate::admin::create::{NewTopic, create_topic};
 use crate::metadata::{MetadataImage, TopicImage};
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=13;
 
@@ -30,7 +32,9 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
     };
     let mut topics = Vec::new();
     if all {
-        topics.extend(image.topics.values().map(|t| describe_topic(broker, &image, t)));
+        // Topics the principal may not describe are left out, as Kafka does.
+        let visible = image.topics.values().filter(|t| allowed(ctx, &image, AclOperation::Describe, ResourceType::Topic, &t.name));
+        topics.extend(visible.map(|t| describe_topic(broker, &image, t)));
     } else {
         // v4+ asks; older versions always allow auto-creation.
         let allow_create = broker.config.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
@@ -40,12 +44,29 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
         for requested in req.topics.iter().flatten() {
             let found = if by_id {
                 match image.topic_by_id(&topic_id(&requested.topic_id)) {
+                    Some(t) if !allowed(ctx, &image, AclOperation::Describe, ResourceType::Topic, &t.name) => {
+                        Err((ResponseError::TopicAuthorizationFailed, None))
+                    }
                     Some(t) => Ok(describe_topic(broker, &image, t)),
                     None => Err((ResponseError::UnknownTopicId, None)),
                 }
             } else {
                 match &requested.name {
-                    Some(name) => lookup_or_create(broker, &mut image, name, allow_create).await,
+                    Some(name) if !allowed(ctx, &image, AclOperation::Describe, ResourceType::Topic, name) => {
+                        Err((ResponseError::TopicAuthorizationFailed, Some(name.to_string())))
+                    }
+                    Some(name) => {
+                        // Auto-creation needs CREATE on the cluster or the topic.
+                        let may_create = allow_create
+                            && (cluster_allowed(ctx, &image, AclOperation::Create)
+                                || allowed(ctx, &image, AclOperation::Create, ResourceType::Topic, name));
+                        match lookup_or_create(broker, &mut image, name, may_create).await {
+                            Err((ResponseError::UnknownTopicOrPartition, n)) if allow_create && !may_create => {
+                                Err((ResponseError::TopicAuthorizationFailed, n))
+                            }
+                            other => other,
+                        }
+                    }
                     None => Err((ResponseError::InvalidRequest, None)),
                 }
             };

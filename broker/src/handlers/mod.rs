@@ -10,17 +10,24 @@
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod authz;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod fetch_session;
@@ -39,6 +46,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod util;
 
@@ -64,6 +73,8 @@ pub struct RequestContext {
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: String,
+    /// The connection's security state: its principal, for ACLs.
+    pub session: Arc<crate::server::session::Session>,
 }
 
 /// What the connection does after a request.
@@ -122,6 +133,14 @@ pub const APIS: &[Api] = &[
     Api { key: ApiKey::ElectLeaders, versions: elect_leaders::VERSIONS },
     Api { key: ApiKey::AlterPartitionReassignments, versions: alter_partition_reassignments::VERSIONS },
     Api { key: ApiKey::ListPartitionReassignments, versions: list_partition_reassignments::VERSIONS },
+    Api { key: ApiKey::SaslHandshake, versions: sasl_handshake::VERSIONS },
+    Api { key: ApiKey::SaslAuthenticate, versions: sasl_authenticate::VERSIONS },
+    Api { key: ApiKey::DescribeClientQuotas, versions: describe_client_quotas::VERSIONS },
+    Api { key: ApiKey::DescribeUserScramCredentials, versions: describe_user_scram_credentials::VERSIONS },
+    Api { key: ApiKey::AlterUserScramCredentials, versions: alter_user_scram_credentials::VERSIONS },
+    Api { key: ApiKey::DescribeAcls, versions: describe_acls::VERSIONS },
+    Api { key: ApiKey::CreateAcls, versions: create_acls::VERSIONS },
+    Api { key: ApiKey::DeleteAcls, versions: delete_acls::VERSIONS },
 ];
 
 pub fn served(key: ApiKey) -> Option<&'static RangeInclusive<i16>> {
@@ -201,6 +220,14 @@ pub async fn dispatch(ctx: RequestContext, request: Request) -> Result<Pending, 
         ApiKey::ListGroups => simple!(list_groups, ListGroupsRequest),
         ApiKey::DeleteGroups => simple!(delete_groups, DeleteGroupsRequest),
         ApiKey::OffsetDelete => simple!(offset_delete, OffsetDeleteRequest),
+        ApiKey::SaslHandshake => Ok(sasl_handshake::handle(ctx, decode_body(api_key, version, body)?)),
+        ApiKey::SaslAuthenticate => Ok(sasl_authenticate::handle(ctx, decode_body(api_key, version, body)?)),
+        ApiKey::DescribeClientQuotas => simple!(describe_client_quotas, DescribeClientQuotasRequest),
+        ApiKey::DescribeUserScramCredentials => simple!(describe_user_scram_credentials, DescribeUserScramCredentialsRequest),
+        ApiKey::AlterUserScramCredentials => simple!(alter_user_scram_credentials, AlterUserScramCredentialsRequest),
+        ApiKey::DescribeAcls => simple!(describe_acls, DescribeAclsRequest),
+        ApiKey::CreateAcls => simple!(create_acls, CreateAclsRequest),
+        ApiKey::DeleteAcls => simple!(delete_acls, DeleteAclsRequest),
         other => Err(FrameError::BadBody { api: other, version, detail: "not served".into() }),
     }
 }

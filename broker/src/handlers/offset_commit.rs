@@ -9,9 +9,11 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::RequestContext;
+use super::authz::{allowed, group_allowed};
 use crate::group::classic::ClassicGroup;
 use crate::group::records::{GroupRecord, OffsetValue};
 use crate::metadata::store::now_ms;
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 2..=9;
 
@@ -44,6 +46,9 @@ pub async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCom
 
 async fn commit(ctx: &RequestContext, req: &OffsetCommitRequest, codes: &mut [Vec<Option<i16>>]) -> Result<(), i16> {
     let group_id = req.group_id.to_string();
+    if !group_allowed(ctx, AclOperation::Read, &group_id) {
+        return Err(E::GroupAuthorizationFailed.code());
+    }
     if group_id.is_empty() {
         return Err(E::InvalidGroupId.code());
     }
@@ -66,7 +71,9 @@ async fn commit(ctx: &RequestContext, req: &OffsetCommitRequest, codes: &mut [Ve
         let known = image.topic(&t.name).map(|ti| ti.partition_count());
         for (p, code) in t.partitions.iter().zip(codes.iter_mut()) {
             let metadata = p.committed_metadata.as_deref().unwrap_or("");
-            if !known.is_some_and(|n| (0..n).contains(&p.partition_index)) {
+            if !allowed(ctx, &image, AclOperation::Read, ResourceType::Topic, &t.name) {
+                *code = Some(E::TopicAuthorizationFailed.code());
+            } else if !known.is_some_and(|n| (0..n).contains(&p.partition_index)) {
                 *code = Some(E::UnknownTopicOrPartition.code());
             } else if metadata.encode_utf16().count() > max_metadata {
                 *code = Some(E::OffsetMetadataTooLarge.code());

@@ -12,7 +12,9 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
 use super::RequestContext;
+use super::authz::group_allowed;
 use super::util::{str_bytes, topic_name};
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 1..=9;
 
@@ -92,6 +94,9 @@ async fn fetch(
     group_id: &str,
     asked: Option<Vec<(TopicName, Vec<i32>)>>,
 ) -> Result<Vec<(TopicName, Vec<Fetched>)>, i16> {
+    if !group_allowed(ctx, AclOperation::Describe, group_id) {
+        return Err(E::GroupAuthorizationFailed.code());
+    }
     if group_id.is_empty() {
         return Err(E::InvalidGroupId.code());
     }

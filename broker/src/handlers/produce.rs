@@ -12,6 +12,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use super::authz::allowed;
 use super::util::{str_bytes, topic_id};
 use super::{Pending, Reply, RequestContext, ready, respond};
 use crate::Broker;
@@ -19,6 +20,7 @@ use crate::metadata::{MetadataImage, TopicImage};
 use crate::partition::append::{Acks, AppendWait, error_code};
 use crate::partition::validate::single_batch;
 use crate::partition::{AppendError, Partition};
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 3..=13;
 
@@ -42,11 +44,16 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
     for t in req.topic_data {
         let topic =
             if ctx.api_version >= 13 { image.topic_by_id(&topic_id(&t.topic_id)).cloned() } else { image.topic(&t.name.0).cloned() };
+        // Kafka answers an unauthorized topic before looking it up (a topic
+        // id it does not know has no name to check).
+        let name = topic.as_ref().map_or(t.name.0.as_str(), |ti| ti.name.as_str());
+        let write_allowed = name.is_empty() || allowed(&ctx, &image, AclOperation::Write, ResourceType::Topic, name);
         let mut slots = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let slot = match &topic {
                 // v13 names topics by id (KIP-516).
                 None if ctx.api_version >= 13 => Slot::Done(Err((ResponseError::UnknownTopicId, None))),
+                _ if !write_allowed => Slot::Done(Err((ResponseError::TopicAuthorizationFailed, None))),
                 None => Slot::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
                 Some(ti) if ti.is_internal() && ctx.client_id != ADMIN_CLIENT_ID => {
                     Slot::Done(Err((ResponseError::InvalidTopicException, Some(format!("Cannot append to internal topic {}", ti.name)))))

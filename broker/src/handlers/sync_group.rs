@@ -8,9 +8,11 @@ use std::sync::Arc;
 use kafka_protocol::ResponseError as E;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
+use super::authz::group_allowed;
 use super::util::str_bytes;
 use super::{Pending, RequestContext, ready, respond};
 use crate::group::classic::{Answer, SyncReply};
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=5;
 
@@ -26,6 +28,9 @@ pub async fn handle(ctx: Arc<RequestContext>, req: SyncGroupRequest) -> Pending 
 
 async fn sync(ctx: &RequestContext, req: SyncGroupRequest) -> Answer<SyncReply> {
     let group_id = req.group_id.to_string();
+    if !group_allowed(ctx, AclOperation::Read, &group_id) {
+        return Answer::Now(SyncReply::error(E::GroupAuthorizationFailed.code()));
+    }
     if group_id.is_empty() {
         return Answer::Now(SyncReply::error(E::InvalidGroupId.code()));
     }

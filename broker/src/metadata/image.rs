@@ -2,10 +2,12 @@
 //! immutable once published; a change makes a new image (topics are shared
 //! between images through `Arc`), so readers hold one without locks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::records::{BrokerEndpoint, MetadataRecord, TopicId};
+use crate::security::acl::AclBinding;
+use crate::security::sasl::{ScramCredential, ScramMechanism};
 
 /// A registered broker.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +117,10 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Offset after the last metadata record applied.
     pub next_offset: i64,
+    /// SCRAM credentials by user, then mechanism (AlterUserScramCredentials).
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// Every ACL binding (CreateAcls, DeleteAcls).
+    pub acls: BTreeSet<AclBinding>,
 }
 
 impl MetadataImage {
@@ -133,6 +139,11 @@ impl MetadataImage {
 
     pub fn is_live(&self, id: i32) -> bool {
         self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// `user`'s SCRAM credential for `mechanism`, if one is stored.
+    pub fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<&ScramCredential> {
+        self.scram_credentials.get(user)?.get(&mechanism)
     }
 
     /// Applies one committed record. A record that names a topic the image
@@ -202,6 +213,29 @@ impl MetadataImage {
                 s.adding.clear();
                 s.removing.clear();
             }),
+            MetadataRecord::ScramCredential { user, mechanism, salt, stored_key, server_key, iterations } => {
+                let credential = ScramCredential {
+                    salt: salt.0.clone(),
+                    stored_key: stored_key.0.clone(),
+                    server_key: server_key.0.clone(),
+                    iterations: *iterations,
+                };
+                self.scram_credentials.entry(user.clone()).or_default().insert(*mechanism, credential);
+            }
+            MetadataRecord::AclsCreated { acls } => self.acls.extend(acls.iter().cloned()),
+            MetadataRecord::AclsDeleted { acls } => {
+                for a in acls {
+                    self.acls.remove(a);
+                }
+            }
+            MetadataRecord::RemoveScramCredential { user, mechanism } => {
+                if let Some(by_mechanism) = self.scram_credentials.get_mut(user) {
+                    by_mechanism.remove(mechanism);
+                    if by_mechanism.is_empty() {
+                        self.scram_credentials.remove(user);
+                    }
+                }
+            }
         }
     }
 
@@ -277,5 +311,25 @@ mod tests {
         assert_eq!(t(&img).replicas[0], vec![4, 2, 3]);
         assert_eq!(t(&img).partitions[0].isr, vec![2, 3]);
         assert!(!t(&img).partitions[0].reassigning());
+    }
+
+    #[test]
+    fn scram_credentials_add_replace_and_remove() {
+        use crate::metadata::records::ScramBytes;
+        let mut img = MetadataImage::default();
+        let record = |iterations| MetadataRecord::ScramCredential {
+            user: "alice".into(),
+            mechanism: ScramMechanism::Sha512,
+            salt: ScramBytes(vec![1]),
+            stored_key: ScramBytes(vec![2]),
+            server_key: ScramBytes(vec![3]),
+            iterations,
+        };
+        img.apply(&record(4096));
+        img.apply(&record(8192));
+        assert_eq!(img.scram_credential("alice", ScramMechanism::Sha512).map(|c| c.iterations), Some(8192));
+        assert!(img.scram_credential("alice", ScramMechanism::Sha256).is_none());
+        img.apply(&MetadataRecord::RemoveScramCredential { user: "alice".into(), mechanism: ScramMechanism::Sha512 });
+        assert!(img.scram_credentials.is_empty(), "a user without credentials leaves the map");
     }
 }

@@ -9,6 +9,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::security::acl::AclBinding;
+use crate::security::sasl::ScramMechanism;
+
 /// A topic id: Kafka's 16-byte UUID.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct TopicId(pub [u8; 16]);
@@ -167,6 +170,54 @@ pub enum MetadataRecord {
         id: TopicId,
         partition: i32,
     },
+    /// A user's SCRAM credential for one mechanism, added or replaced
+    /// (AlterUserScramCredentials). Never the password or the salted password.
+    ScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+        salt: ScramBytes,
+        stored_key: ScramBytes,
+        server_key: ScramBytes,
+        iterations: i32,
+    },
+    RemoveScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
+    /// ACL bindings added (CreateAcls).
+    AclsCreated {
+        acls: Vec<AclBinding>,
+    },
+    /// ACL bindings removed (DeleteAcls).
+    AclsDeleted {
+        acls: Vec<AclBinding>,
+    },
+}
+
+/// Key material of a SCRAM credential: base64 in the record's JSON, hidden
+/// from `Debug` (StoredKey and ServerKey let a thief impersonate the server).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramBytes(pub Vec<u8>);
+
+impl fmt::Debug for ScramBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
+impl Serialize for ScramBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ScramBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD.decode(&text).map(Self).map_err(serde::de::Error::custom)
+    }
 }
 
 impl MetadataRecord {
@@ -193,5 +244,24 @@ mod tests {
         one[15] = 1;
         assert_eq!(TopicId(one).to_base64(), "AAAAAAAAAAAAAAAAAAAAAQ");
         assert!(MetadataRecord::decode(b"{\"type\":\"nope\"}").is_err());
+    }
+
+    #[test]
+    fn scram_credentials_are_base64_and_hidden_from_debug() {
+        let r = MetadataRecord::ScramCredential {
+            user: "alice".into(),
+            mechanism: ScramMechanism::Sha512,
+            salt: ScramBytes(vec![1, 2, 3]),
+            stored_key: ScramBytes(vec![4; 64]),
+            server_key: ScramBytes(vec![5; 64]),
+            iterations: 4096,
+        };
+        let json = String::from_utf8(r.encode()).unwrap();
+        assert!(json.contains(r#""type":"scram_credential""#) && json.contains(r#""mechanism":"SCRAM-SHA-512""#), "{json}");
+        assert!(json.contains(r#""salt":"AQID""#), "{json}");
+        assert_eq!(MetadataRecord::decode(json.as_bytes()).unwrap(), r);
+        assert!(!format!("{r:?}").contains("[4, 4"), "{r:?}");
+        let d = MetadataRecord::RemoveScramCredential { user: "alice".into(), mechanism: ScramMechanism::Sha256 };
+        assert_eq!(MetadataRecord::decode(&d.encode()).unwrap(), d);
     }
 }

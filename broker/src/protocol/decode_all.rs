@@ -96,6 +96,15 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, FrameError> {
         ApiKey::ListGroups => body!(ListGroupsRequest),
         ApiKey::DeleteGroups => body!(DeleteGroupsRequest),
         ApiKey::OffsetDelete => body!(OffsetDeleteRequest),
+        ApiKey::DescribeQuorum => body!(DescribeQuorumRequest),
+        ApiKey::SaslHandshake => body!(SaslHandshakeRequest),
+        ApiKey::SaslAuthenticate => body!(SaslAuthenticateRequest),
+        ApiKey::DescribeClientQuotas => body!(DescribeClientQuotasRequest),
+        ApiKey::DescribeUserScramCredentials => body!(DescribeUserScramCredentialsRequest),
+        ApiKey::AlterUserScramCredentials => body!(AlterUserScramCredentialsRequest),
+        ApiKey::DescribeAcls => body!(DescribeAclsRequest),
+        ApiKey::CreateAcls => body!(CreateAclsRequest),
+        ApiKey::DeleteAcls => body!(DeleteAclsRequest),
         other => return Err(FrameError::BadBody { api: other, version, detail: "not served".into() }),
     }
     Ok(decoded)
@@ -291,6 +300,11 @@ mod tests {
                     OffsetCommit => OffsetCommitRequest, OffsetFetch => OffsetFetchRequest, FindCoordinator => FindCoordinatorRequest, JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest, Heartbeat => HeartbeatRequest, LeaveGroup => LeaveGroupRequest, DescribeGroups => DescribeGroupsRequest, ListGroups => ListGroupsRequest, DeleteGroups => DeleteGroupsRequest, OffsetDelete => OffsetDeleteRequest,
                     DescribeLogDirs => DescribeLogDirsRequest, ElectLeaders => ElectLeadersRequest, AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
                     ListPartitionReassignments => ListPartitionReassignmentsRequest,
+                    DescribeQuorum => DescribeQuorumRequest, SaslHandshake => SaslHandshakeRequest,
+                    SaslAuthenticate => SaslAuthenticateRequest, DescribeClientQuotas => DescribeClientQuotasRequest,
+                    DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
+                    AlterUserScramCredentials => AlterUserScramCredentialsRequest,
+                    DescribeAcls => DescribeAclsRequest, CreateAcls => CreateAclsRequest, DeleteAcls => DeleteAclsRequest,
                 );
                 let decoded = decode_request(frame(api.key, version, &body));
                 let decoded = decoded.unwrap_or_else(|e| panic!("{:?} v{version}: {e}", api.key));

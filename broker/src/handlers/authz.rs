@@ -1,0 +1,65 @@
+//! The ACL check at the handler edge: whether the request's principal may
+//! take an action, by [`crate::security::authorizer`] over the ACLs in the
+//! metadata image. Without an authorizer (`authorizer.class.name` unset,
+//! Kafka's default) everything is allowed.
+
+use super::RequestContext;
+use crate::metadata::MetadataImage;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authorizer::{Action, authorize, authorize_any};
+
+/// The one name Kafka gives the CLUSTER resource.
+pub const CLUSTER_NAME: &str = "kafka-cluster";
+
+pub fn allowed(ctx: &RequestContext, image: &MetadataImage, operation: AclOperation, resource_type: ResourceType, name: &str) -> bool {
+    let Some(config) = &ctx.broker.config.authorizer else { return true };
+    let action = Action { operation, resource_type, resource_name: name };
+    authorize(config, &image.acls, &ctx.session.principal(), &ctx.peer.ip().to_string(), action)
+}
+
+/// [`allowed`] on the cluster resource.
+pub fn cluster_allowed(ctx: &RequestContext, image: &MetadataImage, operation: AclOperation) -> bool {
+    allowed(ctx, image, operation, ResourceType::Cluster, CLUSTER_NAME)
+}
+
+/// [`allowed`] on a consumer group, against the current image.
+pub fn group_allowed(ctx: &RequestContext, operation: AclOperation, group: &str) -> bool {
+    ctx.broker.config.authorizer.is_none() || allowed(ctx, &ctx.broker.metadata.image(), operation, ResourceType::Group, group)
+}
+
+/// Whether an idempotent producer may get a producer id: IDEMPOTENT_WRITE
+/// on the cluster, or WRITE on some topic (Kafka's rule since 3.0).
+pub fn idempotent_write_allowed(ctx: &RequestContext, image: &MetadataImage) -> bool {
+    let Some(config) = &ctx.broker.config.authorizer else { return true };
+    cluster_allowed(ctx, image, AclOperation::IdempotentWrite)
+        || authorize_any(
+            config,
+            &image.acls,
+            &ctx.session.principal(),
+            &ctx.peer.ip().to_string(),
+            AclOperation::Write,
+            ResourceType::Topic,
+        )
+}
+
+/// ALTER_CONFIGS on each resource of an AlterConfigs request: TOPIC
+/// resources on the topic, BROKER ones on the cluster (Kafka's rule).
+pub fn alter_configs_refusals(
+    ctx: &RequestContext,
+    resources: &[crate::admin::configs::AlterResource],
+) -> Vec<Option<crate::admin::AdminError>> {
+    let image = ctx.broker.metadata.image();
+    resources
+        .iter()
+        .map(|r| {
+            let (ok, code) = match r.resource_type {
+                crate::admin::configs::resource::TOPIC => (
+                    allowed(ctx, &image, AclOperation::AlterConfigs, ResourceType::Topic, &r.name),
+                    kafka_protocol::ResponseError::TopicAuthorizationFailed,
+                ),
+                _ => (cluster_allowed(ctx, &image, AclOperation::AlterConfigs), kafka_protocol::ResponseError::ClusterAuthorizationFailed),
+            };
+            (!ok).then(|| crate::admin::AdminError::new(code, "Authorization failed."))
+        })
+        .collect()
+}
