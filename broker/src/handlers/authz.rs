@@ -17,6 +17,23 @@ pub fn allowed(ctx: &RequestContext, image: &MetadataImage, operation: AclOperat
     authorize(config, &image.acls, &ctx.session.principal(), &ctx.peer.ip().to_string(), action)
 }
 
+/// Why an ACL API (CreateAcls, DescribeAcls, DeleteAcls) is refused as a
+/// whole: no authorizer (Kafka's SECURITY_DISABLED), or no `operation` on
+/// the cluster.
+pub fn acl_api_refusal(
+    ctx: &RequestContext,
+    image: &MetadataImage,
+    operation: AclOperation,
+) -> Option<(kafka_protocol::ResponseError, &'static str)> {
+    if ctx.broker.config.authorizer.is_none() {
+        Some((kafka_protocol::ResponseError::SecurityDisabled, "No Authorizer is configured."))
+    } else if !cluster_allowed(ctx, image, operation) {
+        Some((kafka_protocol::ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed."))
+    } else {
+        None
+    }
+}
+
 /// [`allowed`] on the cluster resource.
 pub fn cluster_allowed(ctx: &RequestContext, image: &MetadataImage, operation: AclOperation) -> bool {
     allowed(ctx, image, operation, ResourceType::Cluster, CLUSTER_NAME)

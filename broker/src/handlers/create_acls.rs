@@ -11,7 +11,7 @@ use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse};
 
 use super::RequestContext;
-use super::authz::cluster_allowed;
+use super::authz::acl_api_refusal;
 use super::util::str_bytes;
 use crate::metadata::{MetadataError, MetadataRecord};
 use crate::security::acl::{AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType};
@@ -21,14 +21,7 @@ pub const VERSIONS: RangeInclusive<i16> = 1..=3;
 
 pub async fn handle(ctx: &RequestContext, req: CreateAclsRequest) -> CreateAclsResponse {
     let image = ctx.broker.metadata.image();
-    let refused = if ctx.broker.config.authorizer.is_none() {
-        Some((ResponseError::SecurityDisabled, "No Authorizer is configured."))
-    } else if !cluster_allowed(ctx, &image, AclOperation::Alter) {
-        Some((ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed."))
-    } else {
-        None
-    };
-    if let Some((code, message)) = refused {
+    if let Some((code, message)) = acl_api_refusal(ctx, &image, AclOperation::Alter) {
         let results = req.creations.iter().map(|_| failed(code, message)).collect();
         return CreateAclsResponse::default().with_results(results);
     }

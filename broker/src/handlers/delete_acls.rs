@@ -11,24 +11,17 @@ use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, Del
 use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 
 use super::RequestContext;
-use super::authz::cluster_allowed;
+use super::authz::acl_api_refusal;
 use super::util::str_bytes;
 use crate::metadata::{MetadataError, MetadataRecord};
-use crate::security::acl::{AclBinding, AclFilter, AclOperation, AclPermissionType, PatternType, ResourceType};
+use crate::security::acl::{AclBinding, AclFilter, AclOperation};
 
 /// Kafka 4.x serves 1-3 (v0 was removed, KIP-896).
 pub const VERSIONS: RangeInclusive<i16> = 1..=3;
 
 pub async fn handle(ctx: &RequestContext, req: DeleteAclsRequest) -> DeleteAclsResponse {
     let image = ctx.broker.metadata.image();
-    let refused = if ctx.broker.config.authorizer.is_none() {
-        Some((ResponseError::SecurityDisabled, "No Authorizer is configured."))
-    } else if !cluster_allowed(ctx, &image, AclOperation::Alter) {
-        Some((ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed."))
-    } else {
-        None
-    };
-    if let Some((code, message)) = refused {
+    if let Some((code, message)) = acl_api_refusal(ctx, &image, AclOperation::Alter) {
         return DeleteAclsResponse::default().with_filter_results(req.filters.iter().map(|_| failed(code, message)).collect());
     }
     let filters: Vec<Result<AclFilter, &'static str>> = req.filters.iter().map(filter).collect();
@@ -75,13 +68,13 @@ fn matching(acl: &AclBinding) -> DeleteAclsMatchingAcl {
 }
 
 fn filter(f: &DeleteAclsFilter) -> Result<AclFilter, &'static str> {
-    Ok(AclFilter {
-        resource_type: ResourceType::from_code(f.resource_type_filter).ok_or("Invalid resource type filter")?,
-        resource_name: f.resource_name_filter.as_ref().map(|s| s.to_string()),
-        pattern_type: PatternType::from_code(f.pattern_type_filter).ok_or("Invalid pattern type filter")?,
-        principal: f.principal_filter.as_ref().map(|s| s.to_string()),
-        host: f.host_filter.as_ref().map(|s| s.to_string()),
-        operation: AclOperation::from_code(f.operation).ok_or("Invalid operation filter")?,
-        permission: AclPermissionType::from_code(f.permission_type).ok_or("Invalid permission type filter")?,
-    })
+    AclFilter::from_codes(
+        f.resource_type_filter,
+        f.resource_name_filter.as_deref(),
+        f.pattern_type_filter,
+        f.principal_filter.as_deref(),
+        f.host_filter.as_deref(),
+        f.operation,
+        f.permission_type,
+    )
 }

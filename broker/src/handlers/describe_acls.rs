@@ -10,9 +10,9 @@ use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeA
 use kafka_protocol::messages::{DescribeAclsRequest, DescribeAclsResponse};
 
 use super::RequestContext;
-use super::authz::cluster_allowed;
+use super::authz::acl_api_refusal;
 use super::util::str_bytes;
-use crate::security::acl::{AclFilter, AclOperation, AclPermissionType, PatternType, ResourceType};
+use crate::security::acl::{AclFilter, AclOperation};
 
 /// Kafka 4.x serves 1-3 (v0 was removed, KIP-896).
 pub const VERSIONS: RangeInclusive<i16> = 1..=3;
@@ -22,11 +22,8 @@ pub async fn handle(ctx: &RequestContext, req: DescribeAclsRequest) -> DescribeA
     let fail = |code: ResponseError, message: &str| {
         DescribeAclsResponse::default().with_error_code(code.code()).with_error_message(Some(str_bytes(message)))
     };
-    if ctx.broker.config.authorizer.is_none() {
-        return fail(ResponseError::SecurityDisabled, "No Authorizer is configured.");
-    }
-    if !cluster_allowed(ctx, &image, AclOperation::Describe) {
-        return fail(ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.");
+    if let Some((code, message)) = acl_api_refusal(ctx, &image, AclOperation::Describe) {
+        return fail(code, message);
     }
     let filter = match filter(&req) {
         Ok(f) => f,
@@ -56,13 +53,13 @@ pub async fn handle(ctx: &RequestContext, req: DescribeAclsRequest) -> DescribeA
 }
 
 fn filter(req: &DescribeAclsRequest) -> Result<AclFilter, &'static str> {
-    Ok(AclFilter {
-        resource_type: ResourceType::from_code(req.resource_type_filter).ok_or("Invalid resource type filter")?,
-        resource_name: req.resource_name_filter.as_ref().map(|s| s.to_string()),
-        pattern_type: PatternType::from_code(req.pattern_type_filter).ok_or("Invalid pattern type filter")?,
-        principal: req.principal_filter.as_ref().map(|s| s.to_string()),
-        host: req.host_filter.as_ref().map(|s| s.to_string()),
-        operation: AclOperation::from_code(req.operation).ok_or("Invalid operation filter")?,
-        permission: AclPermissionType::from_code(req.permission_type).ok_or("Invalid permission type filter")?,
-    })
+    AclFilter::from_codes(
+        req.resource_type_filter,
+        req.resource_name_filter.as_deref(),
+        req.pattern_type_filter,
+        req.principal_filter.as_deref(),
+        req.host_filter.as_deref(),
+        req.operation,
+        req.permission_type,
+    )
 }

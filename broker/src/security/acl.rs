@@ -125,6 +125,28 @@ pub struct AclFilter {
 }
 
 impl AclFilter {
+    /// A filter from the wire's fields (DescribeAcls and DeleteAcls carry
+    /// the same seven); an undefined code is Kafka's INVALID_REQUEST.
+    pub fn from_codes(
+        resource_type: i8,
+        resource_name: Option<&str>,
+        pattern_type: i8,
+        principal: Option<&str>,
+        host: Option<&str>,
+        operation: i8,
+        permission: i8,
+    ) -> Result<Self, &'static str> {
+        Ok(Self {
+            resource_type: ResourceType::from_code(resource_type).ok_or("Invalid resource type filter")?,
+            resource_name: resource_name.map(str::to_string),
+            pattern_type: PatternType::from_code(pattern_type).ok_or("Invalid pattern type filter")?,
+            principal: principal.map(str::to_string),
+            host: host.map(str::to_string),
+            operation: AclOperation::from_code(operation).ok_or("Invalid operation filter")?,
+            permission: AclPermissionType::from_code(permission).ok_or("Invalid permission type filter")?,
+        })
+    }
+
     /// Kafka's `AclBindingFilter.matches`.
     pub fn matches(&self, acl: &AclBinding) -> bool {
         self.matches_resource(acl)
