@@ -70,6 +70,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: BrokerConfig) -> ExitCode {
+    // Signal handlers before the ports: once a port is bound a supervisor may
+    // see it accept and send SIGTERM, which must mean a clean stop even while
+    // the broker is still starting.
+    let stop = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fjord: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // Listeners first: a port in use is reported before any data is touched.
     let bound = match server::bind(&config).await {
         Ok(b) => b,
@@ -94,20 +104,29 @@ async fn run(config: BrokerConfig) -> ExitCode {
     }
     let every = std::time::Duration::from_millis(broker.config.log.retention_check_interval_ms.max(1) as u64);
     tokio::spawn(fjord_broker::maintenance::run(std::sync::Arc::clone(&broker), every));
-    shutdown_signal().await;
+    stop.wait().await;
     tracing::info!("shutting down");
     broker.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT (Ctrl-C), registered up front so that a signal which
+/// arrives during start-up is queued rather than killing the process.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
