@@ -49,20 +49,7 @@ impl Broker {
     /// and brings the partitions online, before any listener opens.
     pub async fn start(config: BrokerConfig) -> Result<Arc<Self>, StartError> {
         let config = Arc::new(config);
-        let data_dir = config.log_dirs.first().cloned().unwrap_or_else(|| PathBuf::from("data"));
-        if data_dir.exists() && !data_dir.is_dir() {
-            let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
-            return Err(StartError::DataDir { dir: data_dir, source });
-        }
-        std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
-        check_writable(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
-        let raft_addr = config.raft_listen_addr();
-        let node = RaftNode::start_advertised(config.node_id as u64, raft_addr, config.raft_advertised(), &data_dir, config.raft.clone())
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
-        let node = Arc::new(node);
-        let metadata =
-            MetadataStore::open(&node, &config.controller_quorum_voters).await.map_err(|e| StartError::Metadata(e.to_string()))?;
+        let (data_dir, node, metadata) = open_quorum_member(&config).await?;
         let cluster = Cluster::new(Arc::clone(&config), Arc::clone(&node), Arc::clone(&metadata));
         // Registering first: a broker that is not a voter gets the metadata
         // only once the controller has made it a learner.
@@ -155,6 +142,25 @@ impl Broker {
         }
         self.node.shutdown().await;
     }
+}
+
+/// What every node runs, broker or controller: its data folder (checked
+/// writable), the raft transport and the metadata log, replayed.
+pub(crate) async fn open_quorum_member(config: &BrokerConfig) -> Result<(PathBuf, Arc<RaftNode>, Arc<MetadataStore>), StartError> {
+    let data_dir = config.log_dirs.first().cloned().unwrap_or_else(|| PathBuf::from("data"));
+    if data_dir.exists() && !data_dir.is_dir() {
+        let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+        return Err(StartError::DataDir { dir: data_dir, source });
+    }
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
+    check_writable(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
+    let raft_addr = config.raft_listen_addr();
+    let node = RaftNode::start_advertised(config.node_id as u64, raft_addr, config.raft_advertised(), &data_dir, config.raft.clone())
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    let node = Arc::new(node);
+    let metadata = MetadataStore::open(&node, &config.controller_quorum_voters).await.map_err(|e| StartError::Metadata(e.to_string()))?;
+    Ok((data_dir, node, metadata))
 }
 
 /// Whether ISR member `broker` still counts: the controller's view wins for

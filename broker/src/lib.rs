@@ -11,6 +11,7 @@ pub mod admin;
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod controller;
 pub mod dev_cluster;
 pub mod group;
 pub mod handlers;

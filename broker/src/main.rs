@@ -80,6 +80,9 @@ async fn run(config: BrokerConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !config.is_broker() {
+        return run_controller(config, stop).await;
+    }
     // Listeners first: a port in use is reported before any data is touched.
     let bound = match server::bind(&config).await {
         Ok(b) => b,
@@ -107,6 +110,29 @@ async fn run(config: BrokerConfig) -> ExitCode {
     stop.wait().await;
     tracing::info!("shutting down");
     broker.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// A controller-only node: the metadata quorum on its CONTROLLER listener.
+async fn run_controller(config: BrokerConfig, stop: StopSignals) -> ExitCode {
+    let controller = match fjord_broker::controller::Controller::start(config).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fjord: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = &controller.cluster.config;
+    let dirs: Vec<String> = config.log_dirs.iter().map(|d| d.display().to_string()).collect();
+    tracing::info!(
+        node = config.node_id,
+        "fjord controller started: metadata quorum on {}, data in {}",
+        controller.raft_addr(),
+        dirs.join(",")
+    );
+    stop.wait().await;
+    tracing::info!("shutting down");
+    controller.shutdown().await;
     ExitCode::SUCCESS
 }
 

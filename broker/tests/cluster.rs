@@ -579,18 +579,27 @@ fn kraft_config_errors_are_readable() {
     for key in ["process.roles", "controller.quorum.voters"] {
         assert!(out.contains(key), "the error for a broker without voters does not name {key}:\n{out}");
     }
-    // A controller-only node, laid out as Kafka wants one (controller
-    // listeners only): Fjord does not run those yet and says so, naming the
-    // setting and what to use instead, rather than a listener complaint.
+    // A controller-only node with a client listener: it would serve nobody.
     let out = start(&[
         "node.id=1".into(),
         "process.roles=controller".into(),
-        format!("listeners=CONTROLLER://127.0.0.1:{c1}"),
+        format!("listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c1}"),
         "controller.listener.names=CONTROLLER".into(),
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT".into(),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
         format!("controller.quorum.voters=1@127.0.0.1:{c1}"),
     ]);
-    for words in ["process.roles=controller", "not supported", "process.roles=broker,controller"] {
-        assert!(out.contains(words), "the error for a controller-only node does not say {words:?}:\n{out}");
+    for words in ["process.roles=controller", "PLAINTEXT", "listeners"] {
+        assert!(out.contains(words), "the error for a controller-only node with a client listener does not say {words:?}:\n{out}");
+    }
+    // A controller-only node whose node.id is not a voter.
+    let out = start(&[
+        "node.id=2".into(),
+        "process.roles=controller".into(),
+        format!("listeners=CONTROLLER://127.0.0.1:{c1}"),
+        "controller.listener.names=CONTROLLER".into(),
+        format!("controller.quorum.voters=1@127.0.0.1:{c2}"),
+    ]);
+    for key in ["node.id", "controller.quorum.voters"] {
+        assert!(out.contains(key), "the error for a controller outside the voters does not name {key}:\n{out}");
     }
 }

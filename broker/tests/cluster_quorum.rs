@@ -3,6 +3,9 @@
 //! answers with the active controller's view (voters 1-3, observer 4), and
 //! after the active controller is killed another one leads in a later epoch.
 //!
+//! Then the production layout: three controller-only nodes and three
+//! brokers, the quorum failing over and the brokers carrying on.
+//!
 //! Passes against Apache Kafka too (`FJORD_TEST_BROKER=kafka`). Offsets and
 //! directory ids differ between the two (fjord's are raft positions and it
 //! has no directory ids), so only what both must agree on is asserted.
@@ -15,9 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{ApiKey, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use support::cluster::Cluster;
+use support::cluster::{Cluster, TopicView};
 use support::groups::{T, wait_for};
-use support::{run, run_ok, wire};
+use support::{kafka_tool, run, run_ok, wire};
 
 const METADATA_TOPIC: &str = "__cluster_metadata";
 const VOTERS: [i32; 3] = [1, 2, 3];
@@ -247,4 +250,109 @@ fn metadata_quorum_is_described_through_any_node_and_follows_a_new_leader() {
     assert_eq!(after.voters, VOTERS, "the voters do not change: {after:?}");
     let (l, e, _, _) = wait_for(&format!("node {alive_voter} to answer DescribeQuorum"), T, || raw_quorum(&c, alive_voter, 2));
     assert_eq!((l, e), (after.leader, after.epoch), "node {alive_voter} disagrees with the tool");
+}
+
+/// Every partition of `v` has a leader and its replicas are `brokers`, all in sync.
+fn placed_on(v: &TopicView, partitions: usize, brokers: &[i32]) -> bool {
+    v.len() == partitions
+        && v.values().all(|p| {
+            let mut r = p.replicas.clone();
+            r.sort_unstable();
+            p.leader.is_some_and(|l| brokers.contains(&l)) && r == brokers && p.isr_sorted() == brokers
+        })
+}
+
+/// `kafka-producer-perf-test`: `count` records, acks=all, through `bootstrap`.
+fn produce(bootstrap: &str, topic: &str, count: usize) {
+    let out = run_ok(
+        kafka_tool("kafka-producer-perf-test")
+            .args(["--bootstrap-server", bootstrap, "--topic", topic, "--num-records", &count.to_string()])
+            .args(["--record-size", "100", "--throughput", "-1", "--command-property", "acks=all"]),
+        None,
+        T,
+    );
+    let summary = out.lines().rev().find(|l| l.contains("records sent")).unwrap_or_else(|| panic!("no summary in:\n{out}"));
+    assert!(summary.starts_with(&format!("{count} records sent")), "not every record was sent: {summary:?}\n{out}");
+}
+
+/// Waits until `describe --status` through broker `via` names a leader
+/// among `voters` other than `not`, with every voter and `observers` listed.
+fn status_led_by_another(c: &Cluster, via: i32, not: i32, voters: &[i32], observers: &[i32]) -> Status {
+    wait_for(&format!("describe --status through node {via} to name a leader other than {not}"), Duration::from_secs(90), || {
+        let (s, out) = try_status(c, via)?;
+        eprintln!("describe --status through node {via}:\n{out}");
+        let listed = s.voters == voters && observers.iter().all(|o| s.observers.contains(o));
+        (listed && s.leader != not && voters.contains(&s.leader)).then_some(s)
+    })
+}
+
+/// Kafka's production layout: controllers 1-3 are `process.roles=controller`
+/// (a CONTROLLER listener only), brokers 4-6 are `process.roles=broker`.
+/// The controllers are not brokers (Metadata never names them, no replica is
+/// placed on them); the brokers are the quorum's observers. The active
+/// controller killed (-9) and stopped (SIGTERM): another voter leads, and
+/// topics are created, brokers fenced and records acknowledged as before.
+#[test]
+fn controller_only_nodes_run_the_quorum_for_the_brokers() {
+    let mut c = Cluster::start_separate(3, 3, &[]);
+    let (voters, brokers) = (c.voter_ids(), c.broker_ids());
+    assert_eq!((voters.as_slice(), brokers.as_slice()), ([1, 2, 3].as_slice(), [4, 5, 6].as_slice()));
+
+    // Only the brokers are brokers (Cluster::start_separate waited until
+    // every broker's Metadata lists exactly 4, 5 and 6).
+    for &b in &brokers {
+        let seen: Vec<i32> = c.brokers_seen(b).expect("an answer").iter().map(|s| s.id).collect();
+        assert_eq!(seen, brokers, "broker {b}'s Metadata");
+    }
+    let status = status_led_by_another(&c, 4, -1, &voters, &brokers);
+    assert!(!status.observers.iter().any(|o| voters.contains(o)), "a voter is also an observer: {status:?}");
+
+    // Topics go on the brokers only.
+    let out = c.topics(4, &["--create", "--topic", "orders", "--partitions", "6", "--replication-factor", "3"]);
+    assert!(out.contains("Created topic orders"), "{out}");
+    c.wait_topic(5, "orders", "orders on brokers 4-6, all in sync", T, |v| placed_on(v, 6, &brokers));
+    let out = run(c.tool("kafka-topics", 4).args(["--create", "--topic", "too-wide", "--replication-factor", "4"]), None, T);
+    assert!(!out.status.success() && out.text().contains("InvalidReplicationFactor"), "RF 4 over 3 brokers:\n{}", out.text());
+    produce(&c.bootstrap(), "orders", 3000);
+
+    // The active controller killed: another voter leads, and the quorum
+    // still writes metadata (a new topic) and answers heartbeats.
+    let first = status.leader;
+    c.kill(first);
+    let second = status_led_by_another(&c, 5, first, &voters, &brokers);
+    assert!(second.epoch > status.epoch, "{second:?} after {status:?}");
+    let out = c.topics(6, &["--create", "--topic", "after-failover", "--partitions", "3", "--replication-factor", "3"]);
+    assert!(out.contains("Created topic after-failover"), "{out}");
+    c.wait_topic(4, "after-failover", "after-failover on brokers 4-6", T, |v| placed_on(v, 3, &brokers));
+    produce(&c.bootstrap(), "orders", 3000);
+
+    // The new controller fences a broker that stops heartbeating, and lets
+    // it back in when it returns.
+    c.kill(6);
+    wait_for("brokers 4 and 5 to see broker 6 fenced", Duration::from_secs(60), || {
+        [4, 5].iter().all(|&b| c.brokers_seen(b).is_some_and(|s| s.iter().map(|s| s.id).collect::<Vec<_>>() == [4, 5])).then_some(())
+    });
+    c.restart(6);
+
+    // The killed controller rejoins as a follower and catches up.
+    c.restart(first);
+    wait_for(&format!("node {first} to follow the quorum again"), T, || {
+        let out = run_ok(c.tool("kafka-metadata-quorum", 4).args(["describe", "--replication"]), None, T);
+        let row = parse_replication(&out).into_iter().find(|r| r.id == first)?;
+        eprintln!("describe --replication through node 4:\n{out}");
+        (row.status == "Follower" && row.log_end_offset > 0 && row.lag == 0).then_some(())
+    });
+
+    // SIGTERM to the active controller: it exits, another voter leads.
+    let now = status_led_by_another(&c, 4, -1, &voters, &brokers);
+    c.stop(now.leader);
+    let third = status_led_by_another(&c, 4, now.leader, &voters, &brokers);
+    assert!(third.epoch > now.epoch, "{third:?} after {now:?}");
+    produce(&c.bootstrap(), "orders", 3000);
+
+    // Nothing lost: 9,000 records, every partition fully in sync again.
+    let v = c.wait_topic(4, "orders", "orders fully in sync", T, |v| placed_on(v, 6, &brokers));
+    assert_eq!(v.len(), 6);
+    let ends = c.end_offsets(5, "orders");
+    assert_eq!(ends.values().sum::<i64>(), 9000, "end offsets {ends:?}");
 }

@@ -9,6 +9,9 @@
 //!    so Metadata stops naming it and no leadership comes back to it.
 //! 3. If it is the active controller, it hands the metadata group over too.
 //!
+//! A controller-only node has nothing of steps 1 and 2: it only hands the
+//! metadata group over, if it leads it.
+//!
 //! Each step is bounded by what is left of `limit` (the farewell by one
 //! heartbeat interval too); a step that runs out leaves the rest to raft's
 //! elections and the controller's session timeout, which lose nothing either.
@@ -18,6 +21,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fjord_raft::registry::Group;
+use openraft::Instant as _;
 use openraft::async_runtime::watch::WatchReceiver;
 
 use super::Cluster;
@@ -56,20 +60,34 @@ pub async fn hand_off(cluster: &Arc<Cluster>, limit: Duration) {
     // The heartbeat loop sends the farewell and stops; wait for its answer,
     // for one heartbeat interval at most: a controller quorum that is gone
     // (the whole cluster stopping) cannot answer, and the session timeout
-    // fences this broker anyway.
-    cluster.report_now.notify_one();
-    let interval = Duration::from_millis(cluster.config.cluster.heartbeat_interval_ms);
-    let said = wait_until(deadline.min(Instant::now() + interval), || cluster.farewell_sent.load(Ordering::SeqCst)).await;
-    if !said {
-        tracing::warn!("controlled shutdown: the controller did not answer the last heartbeat in time");
-    }
+    // fences this broker anyway. A controller-only node sends none.
+    let said = if cluster.config.is_broker() {
+        cluster.report_now.notify_one();
+        let interval = Duration::from_millis(cluster.config.cluster.heartbeat_interval_ms);
+        let said = wait_until(deadline.min(Instant::now() + interval), || cluster.farewell_sent.load(Ordering::SeqCst)).await;
+        if !said {
+            tracing::warn!("controlled shutdown: the controller did not answer the last heartbeat in time");
+        }
+        said
+    } else {
+        true
+    };
 
     // Without an answer to the farewell there is no quorum to hand over to.
+    // A successor is a voter that is up: a registered controller the
+    // controller has not fenced, or a controller-only voter (never
+    // registered) that answered raft within a session.
     let metadata = cluster.metadata.group();
     let image = cluster.metadata.image();
+    let session = Duration::from_millis(cluster.config.cluster.session_timeout_ms);
+    let answered = answered_within(metadata, session);
+    let up = |id: u64| match image.brokers.get(&(id as i32)) {
+        Some(b) => b.controller && !b.fenced,
+        None => answered.contains(&id),
+    };
     if said
         && cluster.metadata.is_controller()
-        && let Some(to) = successor(metadata, me, |id| image.brokers.get(&(id as i32)).is_some_and(|b| b.controller && !b.fenced))
+        && let Some(to) = successor(metadata, me, up)
         && metadata.raft().trigger().transfer_leader(to).await.is_ok()
     {
         tracing::info!(to, "controlled shutdown: handing the active controller role over");
@@ -87,6 +105,13 @@ fn successor(group: &Group, me: u64, eligible: impl Fn(u64) -> bool) -> Option<u
         .voter_ids()
         .filter(|v| *v != me && eligible(*v))
         .max_by_key(|v| replication.get(v).cloned().flatten().map_or(0, |l| l.index() + 1))
+}
+
+/// The nodes that acknowledged this leader's raft heartbeats or appends
+/// within `window` (none unless this node leads `group`).
+fn answered_within(group: &Group, window: Duration) -> Vec<u64> {
+    let m = group.raft().metrics().borrow_watched().clone();
+    m.heartbeat.iter().flatten().filter(|(_, at)| at.as_ref().is_some_and(|t| t.elapsed() < window)).map(|(id, _)| *id).collect()
 }
 
 /// Polls `done` until it holds (true) or `deadline` passes (false).

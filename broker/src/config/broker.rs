@@ -280,13 +280,9 @@ impl BrokerConfig {
         raft.validate().map_err(|e| ConfigError::Inconsistent(e.to_string()))?;
         topic::check_inherited(&explicit)?;
         let s = Settings(&explicit);
-        if s.list("process.roles") == ["controller"] {
-            // Checked before the listeners: such a node has no broker listener by design.
-            return Err(ConfigError::Inconsistent(
-                "process.roles=controller: controller-only nodes are not supported yet; run each controller as process.roles=broker,controller (its node.id one of controller.quorum.voters)".into(),
-            ));
-        }
-        let net = Network::read(&s)?;
+        // A controller-only node has no broker listener by design.
+        let controller_only = s.list("process.roles") == ["controller"];
+        let net = Network::read(&s, controller_only)?;
         let log_dirs = log_dirs(&s)?;
         let sasl = super::sasl::SaslConfig::read(&explicit, &net.listeners, &mut warnings)?;
         let log =
@@ -350,7 +346,7 @@ impl BrokerConfig {
             explicit: Explicit(explicit),
         };
         config.check_quorum()?;
-        debug_assert!(!config.listeners.is_empty() && !config.log_dirs.is_empty());
+        debug_assert!((!config.listeners.is_empty() || !config.is_broker()) && !config.log_dirs.is_empty());
         Ok((config, warnings))
     }
 
@@ -556,7 +552,7 @@ struct Network {
 }
 
 impl Network {
-    fn read(s: &Settings<'_>) -> Result<Network, ConfigError> {
+    fn read(s: &Settings<'_>, controller_only: bool) -> Result<Network, ConfigError> {
         let controller_names: Vec<String> = s
             .text("controller.listener.names")
             .unwrap_or_default()
@@ -568,6 +564,19 @@ impl Network {
         let protocols = protocol_map(s, &controller_names, &listeners_text)?;
         let all = parse_listeners("listeners", &listeners_text, &protocols, true)?;
         let (controller_listeners, listeners): (Vec<_>, Vec<_>) = all.into_iter().partition(|l| controller_names.contains(&l.name));
+        if controller_only {
+            if let Some(l) = listeners.first() {
+                return Err(invalid(
+                    "listeners",
+                    &listeners_text,
+                    format!("process.roles=controller serves only controller.listener.names, not {}", l.name),
+                ));
+            }
+            if controller_listeners.is_empty() {
+                return Err(invalid("listeners", &listeners_text, "a controller needs a listener named in controller.listener.names"));
+            }
+            return Ok(Network { protocols, controller_names, listeners, controller_listeners, advertised: Vec::new() });
+        }
         if listeners.is_empty() {
             return Err(invalid(
                 "listeners",
@@ -913,6 +922,40 @@ mod tests {
         assert_eq!(c.controller_quorum_bootstrap_servers, ["localhost:9093"]);
         assert_eq!(c.log.retention_ms, 24 * 3_600_000, "overrides win over the file");
         assert_eq!(c.log_dirs, [PathBuf::from("/tmp/kraft-combined-logs")]);
+    }
+
+    #[test]
+    fn a_controller_only_node_has_no_client_listener() {
+        // Kafka 4.0's config/controller.properties, with a static quorum.
+        let base = [
+            ("process.roles", "controller"),
+            ("node.id", "1"),
+            ("controller.quorum.voters", "1@localhost:9093,2@localhost:9193"),
+            ("listeners", "CONTROLLER://:9093"),
+            ("advertised.listeners", "CONTROLLER://localhost:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listener.security.protocol.map", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL"),
+            ("log.dirs", "/tmp/kraft-controller-logs"),
+        ];
+        let c = ok(&base);
+        assert!(!c.is_broker() && c.is_controller());
+        assert!(c.listeners.is_empty() && c.advertised_listeners.is_empty(), "{:?}", c.listeners);
+        assert_eq!(c.controller_listeners.iter().map(|l| l.to_string()).collect::<Vec<_>>(), ["CONTROLLER://:9093"]);
+        assert_eq!(c.raft_listen_addr().port(), 9093);
+
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut p = base.to_vec();
+            p.extend_from_slice(extra);
+            load(&p).map(|_| ()).unwrap_err().to_string()
+        };
+        let err = with(&[("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093")]);
+        assert!(err.contains("process.roles=controller serves only controller.listener.names, not PLAINTEXT"), "{err}");
+        let err = with(&[("node.id", "3")]);
+        assert!(err.contains("node.id 3 must be one of controller.quorum.voters"), "{err}");
+        let err = with(&[("controller.quorum.voters", "")]);
+        assert!(err.contains("process.roles=controller needs controller.quorum.voters"), "{err}");
+        let err = with(&[("controller.listener.names", "")]);
+        assert!(err.contains("listeners"), "{err}");
     }
 
     #[test]

@@ -36,9 +36,21 @@ impl BrokerConfig {
         self.controller_quorum_voters.is_empty() || self.controller_quorum_voters.iter().any(|v| v.id == self.node_id)
     }
 
+    /// Whether this node serves clients: `process.roles` has broker, or is
+    /// not set (a single node). A controller-only node runs the metadata
+    /// quorum and nothing else.
+    pub fn is_broker(&self) -> bool {
+        self.process_roles.is_empty() || self.process_roles.contains(&ProcessRole::Broker)
+    }
+
     /// Kafka's KRaft rules on `process.roles`, `node.id` and the voters.
     pub(super) fn check_quorum(&self) -> Result<(), ConfigError> {
         let voters = &self.controller_quorum_voters;
+        if voters.is_empty() && !self.is_broker() {
+            return Err(ConfigError::Inconsistent(
+                "process.roles=controller needs controller.quorum.voters (this node's id among them)".into(),
+            ));
+        }
         if voters.is_empty() {
             if self.process_roles.contains(&ProcessRole::Broker) && !self.process_roles.contains(&ProcessRole::Controller) {
                 return Err(ConfigError::Inconsistent(

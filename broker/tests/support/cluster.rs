@@ -1,6 +1,9 @@
-//! A cluster of broker processes on 127.0.0.1 for the cluster tests: nodes
-//! 1..=C are brokers and controllers (`controller.quorum.voters` names them),
-//! nodes C+1.. are brokers only; node `i` is on rack `az<i>`. Each node has
+//! A cluster of broker processes on 127.0.0.1 for the cluster tests. Each
+//! node has a [`Role`]: with [`Cluster::start`], nodes 1..=C are brokers and
+//! controllers (`controller.quorum.voters` names them) and nodes C+1.. are
+//! brokers only; with [`Cluster::start_separate`], nodes 1..=C are
+//! controllers only (no client port) and the brokers follow. Node `i` is on
+//! rack `az<i>`. Each node has
 //! its own folder (data, `server.properties` for Kafka, and `node.log`, its
 //! stdout and stderr over all its runs).
 //!
@@ -45,9 +48,32 @@ const KAFKA_CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
 /// One cluster at a time per test binary (see the module docs).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// What a node runs (`process.roles`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `broker,controller`
+    Combined,
+    /// `controller`: a metadata quorum voter with no client listener.
+    Controller,
+    /// `broker`
+    Broker,
+}
+
+impl Role {
+    fn is_broker(self) -> bool {
+        self != Role::Controller
+    }
+}
+
+/// Changes one node's settings (Kafka's names) before it starts, e.g. to
+/// add a listener; it is called again at every restart.
+pub type NodeSettings = Box<dyn Fn(i32, &mut Vec<(String, String)>) + Send>;
+
 struct Node {
     id: i32,
-    port: u16,
+    role: Role,
+    /// The client (PLAINTEXT) port; a controller-only node has none.
+    port: Option<u16>,
     /// The CONTROLLER listener's port, for the quorum's voters.
     controller_port: Option<u16>,
     child: Option<Child>,
@@ -59,6 +85,7 @@ pub struct Cluster {
     dir: Option<TempDir>,
     nodes: Vec<Node>,
     overrides: Vec<(String, String)>,
+    edit: Option<NodeSettings>,
     // Declared last: released after `drop` has killed the nodes.
     _turn: MutexGuard<'static, ()>,
 }
@@ -68,6 +95,19 @@ impl Cluster {
     /// broker nodes with these extra settings (Kafka's names; for fjord also
     /// its own), and waits until every node's Metadata lists every node.
     pub fn start(controllers: usize, brokers_only: usize, overrides: &[(&str, &str)]) -> Cluster {
+        Self::start_layout(&[(Role::Combined, controllers), (Role::Broker, brokers_only)], overrides, None)
+    }
+
+    /// Starts `controllers` controller-only nodes (ids 1..) and `brokers`
+    /// broker-only nodes after them, as [`Self::start`] does.
+    pub fn start_separate(controllers: usize, brokers: usize, overrides: &[(&str, &str)]) -> Cluster {
+        Self::start_layout(&[(Role::Controller, controllers), (Role::Broker, brokers)], overrides, None)
+    }
+
+    /// Starts nodes of these roles, in this order (ids from 1), with these
+    /// settings for all and `edit` for each; waits until every broker's
+    /// Metadata lists every broker.
+    pub fn start_layout(layout: &[(Role, usize)], overrides: &[(&str, &str)], edit: Option<NodeSettings>) -> Cluster {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::Builder::new().prefix("fjord-cluster-").tempdir().expect("tempdir");
         // Distinct ports: the OS may hand out a port again once its probe
@@ -79,14 +119,23 @@ impl Cluster {
                 return p;
             }
         };
-        let nodes = (1..=controllers + brokers_only)
-            .map(|i| Node { id: i as i32, port: port(), controller_port: (i <= controllers).then(&mut port), child: None })
+        let roles = layout.iter().flat_map(|(role, n)| std::iter::repeat_n(*role, *n));
+        let nodes = roles
+            .enumerate()
+            .map(|(i, role)| Node {
+                id: i as i32 + 1,
+                role,
+                port: role.is_broker().then(&mut port),
+                controller_port: (role != Role::Broker).then(&mut port),
+                child: None,
+            })
             .collect();
         let mut c = Cluster {
             kind: kind(),
             dir: Some(dir),
             nodes,
             overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            edit,
             _turn: turn,
         };
         for id in c.ids() {
@@ -103,7 +152,14 @@ impl Cluster {
             c.wait_answers(id);
         }
         c.wait_formed();
-        eprintln!("cluster of {} {:?} nodes up in {:?}: {}", c.nodes.len(), c.kind, started.elapsed(), c.bootstrap());
+        eprintln!(
+            "cluster of {} {:?} nodes up in {:?}: brokers {}, voters {}",
+            c.nodes.len(),
+            c.kind,
+            started.elapsed(),
+            c.bootstrap(),
+            c.voters()
+        );
         c
     }
 
@@ -114,6 +170,20 @@ impl Cluster {
     /// Every node's id, running or not.
     pub fn ids(&self) -> Vec<i32> {
         self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The ids of the nodes that are brokers (serve clients).
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.nodes.iter().filter(|n| n.role.is_broker()).map(|n| n.id).collect()
+    }
+
+    /// The ids of the metadata quorum's voters.
+    pub fn voter_ids(&self) -> Vec<i32> {
+        self.nodes.iter().filter(|n| n.controller_port.is_some()).map(|n| n.id).collect()
+    }
+
+    pub fn role(&self, id: i32) -> Role {
+        self.node(id).role
     }
 
     /// The ids of the nodes whose process is running.
@@ -129,9 +199,14 @@ impl Cluster {
         self.nodes.iter_mut().find(|n| n.id == id).unwrap_or_else(|| panic!("no node {id}"))
     }
 
-    /// Node `id`'s client (PLAINTEXT) port.
+    /// Node `id`'s client (PLAINTEXT) port; panics for a controller-only node.
     pub fn port(&self, id: i32) -> u16 {
-        self.node(id).port
+        self.node(id).port.unwrap_or_else(|| panic!("node {id} is a controller only: it has no client port"))
+    }
+
+    /// Node `id`'s CONTROLLER listener port, if it is a voter.
+    pub fn controller_port(&self, id: i32) -> Option<u16> {
+        self.node(id).controller_port
     }
 
     /// `127.0.0.1:<port>` of node `id`.
@@ -139,9 +214,9 @@ impl Cluster {
         format!("127.0.0.1:{}", self.port(id))
     }
 
-    /// Every node's address, comma-separated.
+    /// Every broker's address, comma-separated.
     pub fn bootstrap(&self) -> String {
-        self.ids().iter().map(|&id| self.bootstrap_of(id)).collect::<Vec<_>>().join(",")
+        self.broker_ids().iter().map(|&id| self.bootstrap_of(id)).collect::<Vec<_>>().join(",")
     }
 
     /// The addresses of these nodes, comma-separated.
@@ -183,11 +258,16 @@ impl Cluster {
     /// Every setting of node `id`, Kafka's names first, then the test's.
     fn settings(&self, id: i32) -> Vec<(String, String)> {
         let n = self.node(id);
-        let (roles, listeners) = match n.controller_port {
-            Some(c) => ("broker,controller", format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{c}", n.port)),
-            None => ("broker", format!("PLAINTEXT://127.0.0.1:{}", n.port)),
+        let (roles, listeners) = match (n.role, n.port, n.controller_port) {
+            (Role::Combined, Some(p), Some(c)) => ("broker,controller", format!("PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}")),
+            (Role::Controller, None, Some(c)) => ("controller", format!("CONTROLLER://127.0.0.1:{c}")),
+            (Role::Broker, Some(p), None) => ("broker", format!("PLAINTEXT://127.0.0.1:{p}")),
+            other => unreachable!("node {id}: {other:?}"),
         };
-        let rf = self.nodes.iter().filter(|n| n.controller_port.is_some()).count().min(3);
+        // Internal topics as replicated as the combined nodes allow (the
+        // brokers with a separate quorum), at most 3.
+        let combined = self.nodes.iter().filter(|n| n.role == Role::Combined).count();
+        let rf = if combined > 0 { combined } else { self.broker_ids().len() }.min(3);
         let mut s: Vec<(String, String)> = vec![
             ("node.id".into(), id.to_string()),
             ("process.roles".into(), roles.into()),
@@ -196,12 +276,14 @@ impl Cluster {
             ("listener.security.protocol.map".into(), "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into()),
             ("controller.quorum.voters".into(), self.voters()),
             ("log.dirs".into(), self.data_dir(id).display().to_string()),
-            ("broker.rack".into(), self.rack(id)),
             ("offsets.topic.replication.factor".into(), rf.to_string()),
             ("transaction.state.log.replication.factor".into(), rf.to_string()),
             ("transaction.state.log.min.isr".into(), rf.min(2).to_string()),
             ("group.initial.rebalance.delay.ms".into(), "0".into()),
         ];
+        if n.role.is_broker() {
+            s.push(("broker.rack".into(), self.rack(id)));
+        }
         match self.kind {
             Kind::Fjord => {
                 for (k, v) in [
@@ -214,11 +296,16 @@ impl Cluster {
                 }
             }
             Kind::Kafka => {
-                s.push(("advertised.listeners".into(), format!("PLAINTEXT://127.0.0.1:{}", n.port)));
-                s.push(("inter.broker.listener.name".into(), "PLAINTEXT".into()));
+                if let Some(p) = n.port {
+                    s.push(("advertised.listeners".into(), format!("PLAINTEXT://127.0.0.1:{p}")));
+                    s.push(("inter.broker.listener.name".into(), "PLAINTEXT".into()));
+                }
             }
         }
         s.extend(self.overrides.iter().cloned());
+        if let Some(edit) = &self.edit {
+            edit(id, &mut s);
+        }
         s
     }
 
@@ -254,7 +341,7 @@ impl Cluster {
     fn spawn(&mut self, id: i32) {
         assert!(self.node(id).child.is_none(), "node {id} is already running");
         let mut log = OpenOptions::new().create(true).append(true).open(self.log_path(id)).expect("node log");
-        writeln!(log, "===== test harness: starting node {id} on {} =====", self.bootstrap_of(id)).unwrap();
+        writeln!(log, "===== test harness: starting node {id} ({:?}) =====", self.node(id).role).unwrap();
         let mut cmd = match self.kind {
             Kind::Fjord => {
                 let mut cmd = Command::new(env!("CARGO_BIN_EXE_fjord"));
@@ -275,7 +362,8 @@ impl Cluster {
         self.node_mut(id).child = Some(child);
     }
 
-    /// Waits until node `id` answers ApiVersions; fails if it exits.
+    /// Waits until node `id` answers ApiVersions (a controller only: accepts
+    /// on its CONTROLLER port); fails if it exits.
     fn wait_answers(&mut self, id: i32) {
         let limit = match self.kind {
             Kind::Fjord => Duration::from_secs(60),
@@ -283,13 +371,17 @@ impl Cluster {
         };
         let deadline = Instant::now() + limit;
         loop {
-            let port = self.port(id);
+            let (port, role) = (self.node(id).port.or(self.node(id).controller_port).expect("a port"), self.node(id).role);
             let node = self.node_mut(id);
             if let Some(status) = node.child.as_mut().expect("a running node").try_wait().unwrap() {
                 node.child = None;
                 panic!("node {id} exited with {status} while starting; its log ends:\n{}", self.log_tail(id, 60));
             }
-            if api_versions_answered(port) {
+            let up = match role {
+                Role::Controller => TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).is_ok(),
+                _ => api_versions_answered(port),
+            };
+            if up {
                 return;
             }
             assert!(
@@ -301,10 +393,10 @@ impl Cluster {
         }
     }
 
-    /// Waits until the Metadata of every running node lists exactly the
-    /// running nodes (registered, not fenced).
+    /// Waits until the Metadata of every running broker lists exactly the
+    /// running brokers (registered, not fenced).
     pub fn wait_formed(&mut self) {
-        let running = self.running();
+        let running: Vec<i32> = self.running().into_iter().filter(|id| self.node(*id).role.is_broker()).collect();
         wait_for(&format!("every running node's Metadata to list nodes {running:?}"), Duration::from_secs(90), || {
             running
                 .iter()
@@ -487,10 +579,13 @@ impl Drop for Cluster {
         }
         if std::thread::panicking() {
             for id in self.ids() {
+                let n = self.node(id);
                 eprintln!(
-                    "----- {:?} node {id} (port {}): last lines of {} -----\n{}",
+                    "----- {:?} node {id} ({:?}, port {:?}, controller port {:?}): last lines of {} -----\n{}",
                     self.kind,
-                    self.port(id),
+                    n.role,
+                    n.port,
+                    n.controller_port,
                     self.log_path(id).display(),
                     self.log_tail(id, 60)
                 );
