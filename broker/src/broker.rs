@@ -155,7 +155,11 @@ pub(crate) async fn open_quorum_member(config: &BrokerConfig) -> Result<(PathBuf
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
     check_writable(&data_dir).map_err(|source| StartError::DataDir { dir: data_dir.clone(), source })?;
     let raft_addr = config.raft_listen_addr();
-    let node = RaftNode::start_advertised(config.node_id as u64, raft_addr, config.raft_advertised(), &data_dir, config.raft.clone())
+    let tls = match &config.tls_between_nodes {
+        Some(settings) => Some(crate::server::tls::between_nodes(settings).map_err(|e| StartError::Raft(format!("TLS: {e}")))?),
+        None => None,
+    };
+    let node = RaftNode::start_secured(config.node_id as u64, raft_addr, config.raft_advertised(), &data_dir, config.raft.clone(), tls)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
     let node = Arc::new(node);

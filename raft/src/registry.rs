@@ -220,10 +220,22 @@ impl RaftNode {
         data_dir: impl Into<PathBuf>,
         config: RaftConfig,
     ) -> Result<Self, NodeError> {
+        Self::start_secured(id, listen, advertised, data_dir, config, None).await
+    }
+
+    /// [`Self::start_advertised`], with TLS on every transport connection.
+    pub async fn start_secured(
+        id: u64,
+        listen: SocketAddr,
+        advertised: Option<String>,
+        data_dir: impl Into<PathBuf>,
+        config: RaftConfig,
+        tls: Option<crate::transport::TransportTls>,
+    ) -> Result<Self, NodeError> {
         let openraft = Arc::new(config.openraft()?);
         let groups = Arc::new(GroupTable::default());
         let dispatch: Arc<dyn Dispatch> = Arc::clone(&groups) as Arc<dyn Dispatch>;
-        let transport = Transport::bind(id, listen, advertised, Arc::new(config), dispatch)
+        let transport = Transport::bind(id, listen, advertised, Arc::new(config), dispatch, tls)
             .await
             .map_err(|source| NodeError::Listen { addr: listen, source })?;
         Ok(Self { id, data_dir: data_dir.into(), openraft, transport, groups, changes: tokio::sync::Mutex::new(()) })

@@ -253,6 +253,9 @@ pub struct BrokerConfig {
     /// `ssl.*` and `listener.name.<name>.ssl.*`: the TLS side of each SSL
     /// and SASL_SSL listener, by listener name (upper case); files read and checked.
     pub tls: BTreeMap<String, super::ssl::TlsSettings>,
+    /// TLS between nodes, when the controller or inter-broker listener is
+    /// SSL ([`super::ssl::read_between_nodes`]).
+    pub tls_between_nodes: Option<super::ssl::TlsSettings>,
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`;
     /// `None`: ACLs are not enforced.
     pub authorizer: Option<crate::security::authorizer::AuthorizerConfig>,
@@ -288,6 +291,7 @@ impl BrokerConfig {
         let log =
             LogDefaults::new(TopicConfig::resolve_explicit(&explicit, &TopicOverrides::new()), s.long("log.retention.check.interval.ms"));
         let tls = super::ssl::read(&explicit, &net.listeners)?;
+        let tls_between_nodes = super::ssl::read_between_nodes(&explicit, &net.protocols, &net.controller_names)?;
         let authorizer = super::authorizer::read(&explicit, &mut warnings)?;
         let config = BrokerConfig {
             node_id: s.int("node.id"),
@@ -342,6 +346,7 @@ impl BrokerConfig {
             },
             sasl,
             tls,
+            tls_between_nodes,
             authorizer,
             explicit: Explicit(explicit),
         };

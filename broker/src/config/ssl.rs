@@ -57,6 +57,10 @@ pub struct TlsSettings {
     pub protocols: Vec<TlsVersion>,
     /// `ssl.principal.mapping.rules`.
     pub principal_mapper: PrincipalMapper,
+    /// `ssl.endpoint.identification.algorithm`: `https` (the default) checks
+    /// that a peer's certificate names the host dialled; empty does not.
+    /// Used where this node is the client: the connections between nodes.
+    pub verify_hostname: bool,
 }
 
 impl fmt::Debug for TlsSettings {
@@ -69,6 +73,7 @@ impl fmt::Debug for TlsSettings {
             .field("client_auth", &self.client_auth)
             .field("protocols", &self.protocols)
             .field("principal_mapper", &self.principal_mapper)
+            .field("verify_hostname", &self.verify_hostname)
             .finish()
     }
 }
@@ -86,6 +91,40 @@ pub(crate) fn read(explicit: &BTreeMap<String, String>, listeners: &[Listener]) 
         out.insert(l.name.clone(), keys.settings()?);
     }
     Ok(out)
+}
+
+/// The TLS of the connections between nodes (the raft transport, which
+/// carries both the controller's and the inter-broker traffic), if either
+/// the first controller listener or the inter-broker listener
+/// (`inter.broker.listener.name`, else the one named by
+/// `security.inter.broker.protocol`) is SSL or SASL_SSL: that listener's
+/// settings, the controller's first. Every node, broker-only ones too, needs
+/// them, with a truststore, since every node dials others and checks their
+/// certificates. SASL does not apply between nodes: TLS authenticates them.
+pub(crate) fn read_between_nodes(
+    explicit: &BTreeMap<String, String>,
+    protocols: &BTreeMap<String, SecurityProtocol>,
+    controller_names: &[String],
+) -> Result<Option<TlsSettings>, ConfigError> {
+    let inter_broker = match explicit.get("inter.broker.listener.name") {
+        Some(name) => name.trim().to_ascii_uppercase(),
+        None => explicit.get("security.inter.broker.protocol").map_or("PLAINTEXT".to_string(), |p| p.trim().to_ascii_uppercase()),
+    };
+    let secure = |name: &String| matches!(protocols.get(name), Some(SecurityProtocol::Ssl | SecurityProtocol::SaslSsl));
+    let Some(name) = controller_names.first().into_iter().chain([&inter_broker]).find(|n| secure(n)) else { return Ok(None) };
+    let keys = ListenerKeys {
+        explicit,
+        prefix: format!("listener.name.{}.", name.to_ascii_lowercase()),
+        listener: name,
+        sasl: protocols.get(name) == Some(&SecurityProtocol::SaslSsl),
+    };
+    let settings = keys.settings()?;
+    if settings.trust_roots.is_empty() {
+        return Err(keys.fail(
+            "nodes connect to each other over TLS on this listener and check each other's certificates: set ssl.truststore.location (PEM CA certificates) or ssl.truststore.certificates",
+        ));
+    }
+    Ok(Some(settings))
 }
 
 /// Looks keys up for one listener: the listener-prefixed key, else the plain one.
@@ -130,6 +169,18 @@ impl ListenerKeys<'_> {
             None => PrincipalMapper::default(),
             Some(kv) => PrincipalMapper::parse(&kv.1).map_err(|e| self.invalid(&kv, e))?,
         };
+        // Not `get`: an empty value is meaningful here (no hostname check).
+        let prefixed = format!("{}ssl.endpoint.identification.algorithm", self.prefix);
+        let algorithm = self.explicit.get(&prefixed).or_else(|| self.explicit.get("ssl.endpoint.identification.algorithm"));
+        let verify_hostname = match algorithm.map(|v| v.trim().to_ascii_lowercase()) {
+            None => true,
+            Some(v) if v == "https" => true,
+            Some(v) if v.is_empty() => false,
+            Some(v) => {
+                let key = if self.explicit.contains_key(&prefixed) { prefixed } else { "ssl.endpoint.identification.algorithm".into() };
+                return Err(self.invalid(&(key, v), "expected https, or empty for no hostname check"));
+            }
+        };
         Ok(TlsSettings {
             listener: self.listener.to_string(),
             cert_chain,
@@ -138,6 +189,7 @@ impl ListenerKeys<'_> {
             client_auth,
             protocols,
             principal_mapper,
+            verify_hostname,
         })
     }
 
@@ -486,6 +538,34 @@ mod tests {
         assert!(!format!("{s:?}").contains("PRIVATE"), "Debug never shows the key");
         kv.push(("ssl.enabled.protocols", "TLSv1.1"));
         assert!(read(&pairs(&kv), &ssl_listener()).unwrap_err().to_string().contains("TLSv1.1 is not supported"));
+    }
+
+    #[test]
+    fn tls_between_nodes_follows_the_controller_then_the_inter_broker_listener() {
+        let protocols = |map: &[(&str, SecurityProtocol)]| map.iter().map(|(n, p)| (n.to_string(), *p)).collect::<BTreeMap<_, _>>();
+        let controller = vec!["CONTROLLER".to_string()];
+        let plain = protocols(&[("PLAINTEXT", SecurityProtocol::Plaintext), ("CONTROLLER", SecurityProtocol::Plaintext)]);
+        let mut kv: Vec<(&str, &str)> = TEST_KEYSTORE.to_vec();
+        assert_eq!(read_between_nodes(&pairs(&kv), &plain, &controller).unwrap(), None, "no SSL listener between nodes");
+
+        let ssl_controller = protocols(&[("PLAINTEXT", SecurityProtocol::Plaintext), ("CONTROLLER", SecurityProtocol::Ssl)]);
+        let err = read_between_nodes(&pairs(&kv), &ssl_controller, &controller).unwrap_err().to_string();
+        assert!(err.contains("listener CONTROLLER") && err.contains("ssl.truststore.location"), "{err}");
+        let chain = TEST_KEYSTORE[1].1;
+        kv.push(("ssl.truststore.certificates", chain));
+        let s = read_between_nodes(&pairs(&kv), &ssl_controller, &controller).unwrap().expect("TLS between nodes");
+        assert_eq!((s.listener.as_str(), s.verify_hostname), ("CONTROLLER", true));
+
+        // A plaintext controller listener and an SSL inter-broker one.
+        let ssl_internal = protocols(&[("INTERNAL", SecurityProtocol::Ssl), ("CONTROLLER", SecurityProtocol::Plaintext)]);
+        kv.push(("inter.broker.listener.name", "internal"));
+        kv.push(("listener.name.internal.ssl.endpoint.identification.algorithm", ""));
+        let s = read_between_nodes(&pairs(&kv), &ssl_internal, &controller).unwrap().expect("TLS between nodes");
+        assert_eq!((s.listener.as_str(), s.verify_hostname), ("INTERNAL", false));
+        kv.push(("ssl.endpoint.identification.algorithm", "http"));
+        kv.retain(|(k, _)| !k.starts_with("listener.name.internal."));
+        let err = read_between_nodes(&pairs(&kv), &ssl_internal, &controller).unwrap_err().to_string();
+        assert!(err.contains("ssl.endpoint.identification.algorithm") && err.contains("expected https"), "{err}");
     }
 
     #[test]

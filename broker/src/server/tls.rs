@@ -10,10 +10,12 @@
 
 use std::sync::Arc;
 
-use rustls::ServerConfig;
-use rustls::pki_types::CertificateDer;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use tokio_rustls::TlsAcceptor;
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::{ClientAuth, TlsSettings, TlsVersion};
 use crate::security::KafkaPrincipal;
@@ -29,14 +31,7 @@ pub struct Tls {
 /// config was read, so an error here is unexpected and reported as such.
 pub fn acceptor(settings: &TlsSettings) -> Result<Tls, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
-        .protocols
-        .iter()
-        .map(|v| match v {
-            TlsVersion::Tls12 => &rustls::version::TLS12,
-            TlsVersion::Tls13 => &rustls::version::TLS13,
-        })
-        .collect();
+    let versions = versions(settings);
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider)).with_protocol_versions(&versions)?;
     let builder = match settings.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
@@ -52,6 +47,84 @@ pub fn acceptor(settings: &TlsSettings) -> Result<Tls, rustls::Error> {
     };
     let config = builder.with_single_cert(settings.cert_chain.clone(), settings.key.clone_key())?;
     Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(config)), settings: Arc::new(settings.clone()) })
+}
+
+fn versions(settings: &TlsSettings) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    settings
+        .protocols
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect()
+}
+
+/// TLS for the raft transport between nodes: inbound as the listener's
+/// acceptor, outbound presenting this node's certificate as a client
+/// certificate and checking the peer's against the truststore (and its
+/// name, unless `ssl.endpoint.identification.algorithm` is empty).
+pub fn between_nodes(settings: &TlsSettings) -> Result<fjord_raft::transport::TransportTls, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in &settings.trust_roots {
+        roots.add(c.clone())?;
+    }
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if settings.verify_hostname { webpki } else { Arc::new(AnyHostname(webpki)) };
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions(settings))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(settings.cert_chain.clone(), settings.key.clone_key())?;
+    Ok(fjord_raft::transport::TransportTls { acceptor: acceptor(settings)?.acceptor, connector: TlsConnector::from(Arc::new(client)) })
+}
+
+/// The WebPKI check of a server certificate without its name check:
+/// `ssl.endpoint.identification.algorithm=` (empty), as Kafka allows.
+#[derive(Debug)]
+struct AnyHostname(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyHostname {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// The principal of a finished handshake: from the client's certificate,

@@ -7,6 +7,7 @@
 //! - [`peer`]: one remote node: its connection, queue, coalescing, counters.
 //! - [`server`]: the listener and the fan-out of inbound requests.
 //! - [`network`]: openraft's `RaftNetworkFactory`/`RaftNetworkV2` over peers.
+//! - [`stream`]: plain TCP or TLS under a connection.
 //!
 //! One connection, both ways: the node with the lower id dials, the other
 //! accepts, and both send requests and answers on it. So a pair never holds
@@ -21,6 +22,7 @@ pub mod frame;
 pub mod network;
 pub mod peer;
 pub mod server;
+pub mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ use crate::config::RaftConfig;
 pub use network::NetworkFactory;
 pub use peer::{Peer, PeerStats};
 pub use server::Dispatch;
+pub use stream::TransportTls;
 
 /// See the module doc.
 #[derive(Clone)]
@@ -52,24 +55,35 @@ struct Inner {
     /// (possibly older) addresses in a group's membership.
     book: Mutex<HashMap<u64, String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    tls: Option<TransportTls>,
 }
 
 impl Transport {
     /// Binds the listener and starts accepting. `dispatch` finds the group an
     /// inbound request names; `advertised` is where peers reach this node
-    /// (the bound address if `None`).
+    /// (the bound address if `None`); with `tls` every connection is TLS.
     pub async fn bind(
         local: u64,
         listen: SocketAddr,
         advertised: Option<String>,
         config: Arc<RaftConfig>,
         dispatch: Arc<dyn Dispatch>,
+        tls: Option<TransportTls>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let advertised = advertised.unwrap_or_else(|| addr.to_string()).into();
-        let inner =
-            Inner { local, addr, advertised, config, dispatch, peers: Mutex::default(), book: Mutex::default(), tasks: Mutex::default() };
+        let inner = Inner {
+            local,
+            addr,
+            advertised,
+            config,
+            dispatch,
+            peers: Mutex::default(),
+            book: Mutex::default(),
+            tasks: Mutex::default(),
+            tls,
+        };
         let transport = Self { inner: Arc::new(inner) };
         let task = tokio::spawn(server::listen(listener, transport.clone()));
         transport.inner.tasks.lock().expect("tasks lock").push(task);
@@ -94,6 +108,10 @@ impl Transport {
         &self.inner.config
     }
 
+    pub(crate) fn tls(&self) -> Option<&TransportTls> {
+        self.inner.tls.as_ref()
+    }
+
     /// The peer for `remote`, created (with its manager task) on first use.
     /// `addr` is where it listens; only the dialling side needs it.
     pub fn peer(&self, remote: u64, addr: Option<&str>) -> Arc<Peer> {
@@ -101,7 +119,13 @@ impl Transport {
         let addr = booked.as_deref().or(addr);
         let mut peers = self.inner.peers.lock().expect("peers lock");
         let peer = peers.entry(remote).or_insert_with(|| {
-            let (peer, accepted) = Peer::new(self.inner.local, remote, Arc::clone(&self.inner.advertised), Arc::clone(&self.inner.config));
+            let (peer, accepted) = Peer::new(
+                self.inner.local,
+                remote,
+                Arc::clone(&self.inner.advertised),
+                Arc::clone(&self.inner.config),
+                self.inner.tls.clone(),
+            );
             let dispatch = Arc::clone(&self.inner.dispatch);
             let task = if peer.dials() {
                 tokio::spawn(Arc::clone(&peer).dial_loop(dispatch))

@@ -21,14 +21,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::frame::{self, Frame, FrameError, Header, Kind, Message, Rpc};
 use super::server::{self, Dispatch};
+use super::stream::{self, Stream, TransportTls};
 use crate::config::RaftConfig;
 use crate::registry::GroupId;
 
@@ -124,12 +123,20 @@ pub struct Peer {
     inbound: Arc<Semaphore>,
     counters: Counters,
     /// Connections the listener accepted from this peer (when it dials us).
-    accepted: mpsc::Sender<TcpStream>,
+    accepted: mpsc::Sender<Stream>,
+    /// TLS between nodes, if configured: every connection, both ways.
+    tls: Option<TransportTls>,
 }
 
 impl Peer {
     /// A peer and, for the acceptor side, the receiver its manager takes connections from.
-    pub(crate) fn new(local: u64, remote: u64, advertised: Arc<str>, config: Arc<RaftConfig>) -> (Arc<Self>, mpsc::Receiver<TcpStream>) {
+    pub(crate) fn new(
+        local: u64,
+        remote: u64,
+        advertised: Arc<str>,
+        config: Arc<RaftConfig>,
+        tls: Option<TransportTls>,
+    ) -> (Arc<Self>, mpsc::Receiver<Stream>) {
         assert_ne!(local, remote, "a node is not its own peer");
         let (accepted, rx) = mpsc::channel(2);
         let budget = config.max_inflight_bytes;
@@ -148,6 +155,7 @@ impl Peer {
             counters: Counters::default(),
             accepted,
             config,
+            tls,
         };
         (Arc::new(peer), rx)
     }
@@ -172,7 +180,7 @@ impl Peer {
         }
     }
 
-    pub(crate) fn accepted(&self) -> &mpsc::Sender<TcpStream> {
+    pub(crate) fn accepted(&self) -> &mpsc::Sender<Stream> {
         &self.accepted
     }
 
@@ -275,8 +283,26 @@ impl Peer {
 
     /// Runs one established connection until it fails or the future is
     /// dropped; then everything waiting on it fails as unreachable.
-    pub(crate) async fn run_connection(self: &Arc<Self>, stream: TcpStream, dispatch: Arc<dyn Dispatch>) {
-        let _ = stream.set_nodelay(true);
+    pub(crate) async fn run_connection(self: &Arc<Self>, stream: Stream, dispatch: Arc<dyn Dispatch>) {
+        // Plain TCP splits without a lock between the halves; TLS shares one
+        // session state, so its halves take turns.
+        match stream {
+            Stream::Plain(tcp) => {
+                let (r, w) = tcp.into_split();
+                self.run_halves(r, w, dispatch).await
+            }
+            tls @ Stream::Tls(_) => {
+                let (r, w) = tokio::io::split(tls);
+                self.run_halves(r, w, dispatch).await
+            }
+        }
+    }
+
+    async fn run_halves<R, W>(self: &Arc<Self>, r: R, w: W, dispatch: Arc<dyn Dispatch>)
+    where
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
+    {
         let generation = {
             let mut s = self.lock();
             s.generation += 1;
@@ -286,7 +312,6 @@ impl Peer {
         add(&self.counters.connections, 1);
         tracing::info!(local = self.local, remote = self.remote, generation, "raft transport connected");
         let _guard = Disconnect { peer: self, generation };
-        let (r, w) = stream.into_split();
         let result = tokio::select! {
             r = self.write_loop(w, generation) => r,
             r = self.read_loop(BufReader::with_capacity(64 << 10, r), generation, dispatch) => r,
@@ -296,7 +321,7 @@ impl Peer {
         }
     }
 
-    async fn write_loop(&self, mut w: OwnedWriteHalf, generation: u64) -> Result<(), FrameError> {
+    async fn write_loop<W: AsyncWrite + Unpin>(&self, mut w: W, generation: u64) -> Result<(), FrameError> {
         loop {
             let Some(batch) = self.next_batch(generation).await else { return Ok(()) };
             let bytes: usize = batch.iter().map(Bytes::len).sum();
@@ -340,9 +365,9 @@ impl Peer {
         }
     }
 
-    async fn read_loop(
+    async fn read_loop<R: AsyncRead + Unpin>(
         self: &Arc<Self>,
-        mut r: BufReader<OwnedReadHalf>,
+        mut r: BufReader<R>,
         generation: u64,
         dispatch: Arc<dyn Dispatch>,
     ) -> Result<(), FrameError> {
@@ -417,8 +442,8 @@ impl Peer {
         }
     }
 
-    async fn connect(&self, addr: &str) -> Result<TcpStream, FrameError> {
-        let mut stream = TcpStream::connect(addr).await?;
+    async fn connect(&self, addr: &str) -> Result<Stream, FrameError> {
+        let mut stream = stream::connect(self.tls.as_ref(), addr).await?;
         frame::write_hello(&mut stream, self.local).await?;
         let remote = frame::read_hello(&mut stream).await?;
         if remote != self.remote {
@@ -431,7 +456,7 @@ impl Peer {
     /// Serves connections the listener accepted from this peer; a newer one
     /// replaces the current (the peer restarted or redialled). When a call
     /// finds no connection, asks the peer to dial, with the same backoff as dialling.
-    pub(crate) async fn accept_loop(self: Arc<Self>, mut accepted: mpsc::Receiver<TcpStream>, dispatch: Arc<dyn Dispatch>) {
+    pub(crate) async fn accept_loop(self: Arc<Self>, mut accepted: mpsc::Receiver<Stream>, dispatch: Arc<dyn Dispatch>) {
         debug_assert!(!self.dials());
         let mut backoff = self.config.reconnect_backoff_ms;
         loop {
@@ -466,7 +491,7 @@ impl Peer {
     async fn ask_to_dial(&self) {
         let Some(addr) = self.addr.lock().expect("addr lock").clone() else { return };
         let ask = async {
-            let mut s = TcpStream::connect(&addr).await?;
+            let mut s = stream::connect(self.tls.as_ref(), &addr).await?;
             frame::write_dial_back(&mut s, self.local, &self.advertised).await?;
             s.shutdown().await
         };

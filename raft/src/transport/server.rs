@@ -5,11 +5,12 @@
 //! inbound request runs on a task of its own (spawned by the peer's reader),
 //! which calls the group's `Raft` and queues the answer on the same peer.
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::Transport;
 use super::frame::{self, FrameError, Handshake, Kind, Rpc, decode_body, encode_body};
 use super::peer::Urgency;
+use super::stream::{self, Stream};
 use crate::registry::{FjordRaft, GroupId};
 use crate::types::{SnapshotMeta, TypeConfig, Vote};
 
@@ -116,7 +117,11 @@ pub(crate) async fn listen(listener: TcpListener, transport: Transport) {
                 let transport = transport.clone();
                 tokio::spawn(async move {
                     let setup = transport.config().connection_setup_timeout();
-                    match tokio::time::timeout(setup, handshake(stream, &transport)).await {
+                    let opened = async {
+                        let stream = stream::accept(transport.tls(), stream).await?;
+                        handshake(stream, &transport).await
+                    };
+                    match tokio::time::timeout(setup, opened).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => tracing::warn!("raft transport: refused connection from {from}: {e}"),
                         Err(_) => tracing::warn!("raft transport: handshake from {from} timed out"),
@@ -135,7 +140,7 @@ pub(crate) async fn listen(listener: TcpListener, transport: Transport) {
 /// Reads the first frame. A hello must come from a lower id (one connection
 /// per pair, the lower id dials): answer it and hand the connection to that
 /// peer's manager. A dial-back must come from a higher id: dial it.
-async fn handshake(mut stream: TcpStream, transport: &Transport) -> Result<(), FrameError> {
+async fn handshake(mut stream: Stream, transport: &Transport) -> Result<(), FrameError> {
     let local = transport.local_id();
     match frame::read_handshake(&mut stream).await? {
         Handshake::Hello { node_id: remote } if remote < local => {
