@@ -6,15 +6,32 @@
 use super::RequestContext;
 use crate::metadata::MetadataImage;
 use crate::security::acl::{AclOperation, ResourceType};
-use crate::security::authorizer::{Action, authorize, authorize_any};
+use crate::security::authorizer::{self, Action, authorize, authorize_any};
 
 /// The one name Kafka gives the CLUSTER resource.
 pub const CLUSTER_NAME: &str = "kafka-cluster";
+
+/// The schemas' default for an `authorized_operations` field: not asked for
+/// (or, for a resource answered with an error, not computed).
+pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub fn allowed(ctx: &RequestContext, image: &MetadataImage, operation: AclOperation, resource_type: ResourceType, name: &str) -> bool {
     let Some(config) = &ctx.broker.config.authorizer else { return true };
     let action = Action { operation, resource_type, resource_name: name };
     authorize(config, &image.acls, &ctx.session.principal(), &ctx.peer.ip().to_string(), action)
+}
+
+/// The `authorized_operations` bit field of a resource for the request's
+/// principal (Kafka's `AuthHelper.authorizedOperations`).
+pub fn authorized_operations(ctx: &RequestContext, image: &MetadataImage, resource_type: ResourceType, name: &str) -> i32 {
+    authorizer::authorized_operations(
+        ctx.broker.config.authorizer.as_ref(),
+        &image.acls,
+        &ctx.session.principal(),
+        &ctx.peer.ip().to_string(),
+        resource_type,
+        name,
+    )
 }
 
 /// Why an ACL API (CreateAcls, DescribeAcls, DeleteAcls) is refused as a
@@ -60,7 +77,8 @@ pub fn idempotent_write_allowed(ctx: &RequestContext, image: &MetadataImage) -> 
 }
 
 /// ALTER_CONFIGS on each resource of an AlterConfigs request: TOPIC
-/// resources on the topic, BROKER ones on the cluster (Kafka's rule).
+/// resources on the topic, GROUP ones on the group, the rest on the cluster
+/// (Kafka's `ControllerApis.authorizeAlterResource`).
 pub fn alter_configs_refusals(
     ctx: &RequestContext,
     resources: &[crate::admin::configs::AlterResource],
@@ -73,6 +91,10 @@ pub fn alter_configs_refusals(
                 crate::admin::configs::resource::TOPIC => (
                     allowed(ctx, &image, AclOperation::AlterConfigs, ResourceType::Topic, &r.name),
                     kafka_protocol::ResponseError::TopicAuthorizationFailed,
+                ),
+                crate::admin::configs::resource::GROUP => (
+                    allowed(ctx, &image, AclOperation::AlterConfigs, ResourceType::Group, &r.name),
+                    kafka_protocol::ResponseError::GroupAuthorizationFailed,
                 ),
                 _ => (cluster_allowed(ctx, &image, AclOperation::AlterConfigs), kafka_protocol::ResponseError::ClusterAuthorizationFailed),
             };

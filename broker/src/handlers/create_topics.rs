@@ -131,6 +131,14 @@ fn new_topic(t: &CreatableTopic) -> Result<NewTopic, AdminError> {
 /// partition count, replication factor and every config as DescribeConfigs
 /// shows it (Kafka's `computeEffectiveTopicConfigs`, sorted by name).
 fn created(ctx: &RequestContext, topic: &TopicImage) -> CreatableTopicResult {
+    let base = CreatableTopicResult::default().with_name(topic_name(&topic.name)).with_topic_id(uuid(topic.id)).with_error_message(None);
+    // KIP-525: the configs (and counts) are shown only to who may describe
+    // them; otherwise the topic is created all the same and the config
+    // error says why they are missing (Kafka's `ReplicationControlManager`).
+    let image = ctx.broker.metadata.image();
+    if !allowed(ctx, &image, AclOperation::DescribeConfigs, ResourceType::Topic, &topic.name) {
+        return base.with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code());
+    }
     let mut entries = describe_topic(&ctx.broker.config, &topic.configs, false);
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     let configs = entries
@@ -144,13 +152,7 @@ fn created(ctx: &RequestContext, topic: &TopicImage) -> CreatableTopicResult {
                 .with_is_sensitive(e.sensitive)
         })
         .collect();
-    CreatableTopicResult::default()
-        .with_name(topic_name(&topic.name))
-        .with_topic_id(uuid(topic.id))
-        .with_error_message(None)
-        .with_num_partitions(topic.partition_count())
-        .with_replication_factor(topic.replication_factor())
-        .with_configs(Some(configs))
+    base.with_num_partitions(topic.partition_count()).with_replication_factor(topic.replication_factor()).with_configs(Some(configs))
 }
 
 /// A refused topic: v5+ reports -1 partitions and replication factor, no configs.

@@ -10,7 +10,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::RequestContext;
-use super::authz::allowed;
+use super::authz::{allowed, cluster_allowed};
 use super::util::{str_bytes, topic_id, topic_name, uuid};
 use crate::admin::delete::{Outcome, Requested, delete_topics};
 use crate::security::acl::{AclOperation, ResourceType};
@@ -24,26 +24,39 @@ pub async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTop
         let code = if ctx.api_version < 3 { ResponseError::InvalidRequest } else { ResponseError::TopicDeletionDisabled };
         return every_topic(&requested, code);
     }
-    // DELETE on each topic; the refused ones are answered apart, in place.
+    // Kafka's `ControllerApis.deleteTopics`: DELETE on the cluster covers
+    // every topic; a topic named needs DESCRIBE and DELETE on it, one given
+    // by id DELETE, and its refusal names it only to who may describe it.
+    // The refused ones are answered apart, in place.
     let image = ctx.broker.metadata.image();
-    let may = |r: &Requested| {
-        let name = r.name.clone().or_else(|| image.topic_by_id(&r.id).map(|t| t.name.clone()));
-        name.is_none_or(|n| allowed(ctx, &image, AclOperation::Delete, ResourceType::Topic, &n))
+    let any_topic = cluster_allowed(ctx, &image, AclOperation::Delete);
+    let may = |operation, name: &str| any_topic || allowed(ctx, &image, operation, ResourceType::Topic, name);
+    let verdict = |r: &Requested| -> Result<(), Option<String>> {
+        match (&r.name, image.topic_by_id(&r.id)) {
+            // Both a name and an id: refused as malformed before any ACL is looked at.
+            (Some(_), _) if !r.id.is_zero() => Ok(()),
+            (Some(name), _) if may(AclOperation::Describe, name) && may(AclOperation::Delete, name) => Ok(()),
+            (Some(name), _) => Err(Some(name.clone())),
+            (None, Some(t)) if !may(AclOperation::Delete, &t.name) => Err(may(AclOperation::Describe, &t.name).then(|| t.name.clone())),
+            _ => Ok(()),
+        }
     };
-    let permitted: Vec<bool> = requested.iter().map(may).collect();
-    let to_delete: Vec<Requested> = requested.iter().zip(&permitted).filter(|(_, ok)| **ok).map(|(r, _)| r.clone()).collect();
+    let verdicts: Vec<Result<(), Option<String>>> = requested.iter().map(verdict).collect();
+    let to_delete: Vec<Requested> = requested.iter().zip(&verdicts).filter(|(_, v)| v.is_ok()).map(|(r, _)| r.clone()).collect();
     match delete_topics(&ctx.broker, &to_delete).await {
         Ok(outcomes) => {
             let mut done = outcomes.iter().map(result);
             let responses = requested
                 .iter()
-                .zip(&permitted)
-                .filter_map(|(r, ok)| {
-                    if *ok {
-                        done.next()
-                    } else {
-                        Some(every_topic(std::slice::from_ref(r), ResponseError::TopicAuthorizationFailed).responses.remove(0))
-                    }
+                .zip(&verdicts)
+                .filter_map(|(r, verdict)| match verdict {
+                    Ok(()) => done.next(),
+                    Err(name) => Some(
+                        DeletableTopicResult::default()
+                            .with_name(name.as_deref().map(topic_name))
+                            .with_topic_id(uuid(r.id))
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                    ),
                 })
                 .collect();
             DeleteTopicsResponse::default().with_responses(responses)

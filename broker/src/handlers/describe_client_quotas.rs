@@ -5,12 +5,24 @@
 
 use std::ops::RangeInclusive;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotasResponse};
 
 use super::RequestContext;
+use super::authz::cluster_allowed;
+use crate::security::acl::AclOperation;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=1;
 
-pub async fn handle(_ctx: &RequestContext, _req: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse {
+pub async fn handle(ctx: &RequestContext, _req: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse {
+    // Kafka's rule: quotas are cluster configs (DESCRIBE_CONFIGS). A
+    // refusal carries no entries, and no message (`ApiError.fromThrowable`
+    // drops one that only repeats the error's own).
+    if !cluster_allowed(ctx, &ctx.broker.metadata.image(), AclOperation::DescribeConfigs) {
+        return DescribeClientQuotasResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(None)
+            .with_entries(None);
+    }
     DescribeClientQuotasResponse::default().with_entries(Some(Vec::new()))
 }

@@ -10,8 +10,10 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::RequestContext;
+use super::authz::{CLUSTER_NAME, OPERATIONS_NOT_REQUESTED, authorized_operations, cluster_allowed};
 use super::metadata::{advertised_brokers, controller_id};
 use super::util::str_bytes;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka 4.0 serves 0-2 (v1: endpoint_type, KIP-919; v2: include_fenced_brokers, KIP-1073).
 pub const VERSIONS: RangeInclusive<i16> = 0..=2;
@@ -19,15 +21,6 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 /// `EndpointType`: this is a broker endpoint; 2 would be a controller's.
 const ENDPOINT_BROKER: i8 = 1;
 const ENDPOINT_CONTROLLER: i8 = 2;
-
-/// What Kafka reports for `include_cluster_authorized_operations` without an
-/// authorizer: every operation `AclEntry.supportedOperations(CLUSTER)` lists
-/// (CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
-/// ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12) as a bitfield. Fjord has no ACLs.
-pub(crate) const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
-
-/// The schema's default: operations were not asked for.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub async fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> DescribeClusterResponse {
     if let Some(refusal) = check_endpoint_type(ctx.api_version, req.endpoint_type) {
@@ -47,7 +40,15 @@ pub async fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> Descri
                 .with_is_fenced(fenced)
         })
         .collect();
-    let operations = if req.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { OPERATIONS_NOT_REQUESTED };
+    // Kafka answers anyone (no CLUSTER_AUTHORIZATION_FAILED); without
+    // DESCRIBE on the cluster the operations asked for are none.
+    let operations = if !req.include_cluster_authorized_operations {
+        OPERATIONS_NOT_REQUESTED
+    } else if cluster_allowed(ctx, &image, AclOperation::Describe) {
+        authorized_operations(ctx, &image, ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        0
+    };
     DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKER)
         .with_cluster_id(str_bytes(&broker.cluster_id()))
@@ -91,11 +92,5 @@ mod tests {
             assert_eq!(r.error_code, code.code(), "v{version} type {endpoint}");
             assert!(r.error_message.is_some());
         }
-    }
-
-    #[test]
-    fn cluster_operations_bitfield() {
-        // Kafka's `Utils.to32BitField` of the CLUSTER operations.
-        assert_eq!(CLUSTER_OPERATIONS, 8096);
     }
 }

@@ -36,19 +36,31 @@ pub async fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> Descri
     }
     let detail = Detail { synonyms: req.include_synonyms, documentation: req.include_documentation };
     let image = ctx.broker.metadata.image();
-    let results = req
-        .resources
-        .iter()
-        .map(|r| match r.resource_type {
-            resource::TOPIC if !allowed(ctx, &image, AclOperation::DescribeConfigs, ResourceType::Topic, &r.resource_name) => {
-                error(r, ResponseError::TopicAuthorizationFailed, None)
-            }
-            resource::BROKER if !cluster_allowed(ctx, &image, AclOperation::DescribeConfigs) => {
-                error(r, ResponseError::ClusterAuthorizationFailed, None)
-            }
-            _ => describe(&ctx.broker, r, detail),
-        })
-        .collect();
+    let refusal = |r: &DescribeConfigsResource| {
+        let (ok, code, message) = match r.resource_type {
+            resource::TOPIC => (
+                allowed(ctx, &image, AclOperation::DescribeConfigs, ResourceType::Topic, &r.resource_name),
+                ResponseError::TopicAuthorizationFailed,
+                "Topic authorization failed.",
+            ),
+            resource::GROUP => (
+                allowed(ctx, &image, AclOperation::DescribeConfigs, ResourceType::Group, &r.resource_name),
+                ResponseError::GroupAuthorizationFailed,
+                "Group authorization failed.",
+            ),
+            _ => (
+                cluster_allowed(ctx, &image, AclOperation::DescribeConfigs),
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.",
+            ),
+        };
+        (!ok).then(|| error(r, code, Some(message)))
+    };
+    // Kafka's `ConfigHelper` answers the refused resources after the others.
+    let refused: Vec<Option<DescribeConfigsResult>> = req.resources.iter().map(refusal).collect();
+    let mut results: Vec<DescribeConfigsResult> =
+        req.resources.iter().zip(&refused).filter(|(_, no)| no.is_none()).map(|(r, _)| describe(&ctx.broker, r, detail)).collect();
+    results.extend(refused.into_iter().flatten());
     DescribeConfigsResponse::default().with_results(results)
 }
 

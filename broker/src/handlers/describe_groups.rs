@@ -9,29 +9,40 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
 use super::RequestContext;
-use super::authz::group_allowed;
+use super::authz::{authorized_operations, group_allowed};
 use super::util::str_bytes;
 use crate::group::classic::State;
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
-/// Kafka's "operations not requested" marker.
-const NO_OPERATIONS: i32 = i32::MIN;
-
 pub async fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let mut groups = Vec::with_capacity(req.groups.len());
-    for id in &req.groups {
-        groups.push(describe(ctx, id).await.with_authorized_operations(NO_OPERATIONS));
+    // v3+ may ask; Kafka fills them in only for groups answered without an
+    // error (so a v5 unknown group, "Dead" with no error, gets them too).
+    let operations = ctx.api_version >= 3 && req.include_authorized_operations;
+    // Kafka answers the groups that may not be described first.
+    let (refused, permitted): (Vec<&GroupId>, Vec<&GroupId>) =
+        req.groups.iter().partition(|id| !group_allowed(ctx, AclOperation::Describe, id));
+    let mut groups: Vec<DescribedGroup> = refused
+        .into_iter()
+        .map(|id| base(id).with_error_code(E::GroupAuthorizationFailed.code()).with_group_state(str_bytes("")))
+        .collect();
+    for id in permitted {
+        let mut group = describe(ctx, id).await;
+        if operations && group.error_code == 0 {
+            group.authorized_operations = authorized_operations(ctx, &ctx.broker.metadata.image(), ResourceType::Group, id);
+        }
+        groups.push(group);
     }
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
+fn base(id: &GroupId) -> DescribedGroup {
+    DescribedGroup::default().with_group_id(id.clone()).with_protocol_type(str_bytes("")).with_protocol_data(str_bytes(""))
+}
+
 async fn describe(ctx: &RequestContext, id: &GroupId) -> DescribedGroup {
-    let base = DescribedGroup::default().with_group_id(id.clone()).with_protocol_type(str_bytes("")).with_protocol_data(str_bytes(""));
-    if !group_allowed(ctx, AclOperation::Describe, id) {
-        return base.with_error_code(E::GroupAuthorizationFailed.code()).with_group_state(str_bytes(""));
-    }
+    let base = base(id);
     let locked = match ctx.broker.groups.lock(id).await {
         Ok(l) => l,
         Err(code) => return base.with_error_code(code).with_group_state(str_bytes("")),

@@ -10,7 +10,7 @@ use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, Metada
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
 use super::RequestContext;
-use super::authz::{allowed, cluster_allowed};
+use super::authz::{CLUSTER_NAME, OPERATIONS_NOT_REQUESTED, allowed, authorized_operations, cluster_allowed};
 use super::util::{str_bytes, topic_id, topic_name, uuid, validate_topic_name};
 use crate::Broker;
 use crate::admin::create::{NewTopic, create_topic};
@@ -78,12 +78,33 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
             }));
         }
     }
+    if v >= 8 && req.include_topic_authorized_operations {
+        for t in &mut topics {
+            // Kafka computes them for the topics it looked up, not for those
+            // refused or named by an unknown id.
+            let looked_up = ![ResponseError::TopicAuthorizationFailed, ResponseError::UnknownTopicId, ResponseError::InvalidRequest]
+                .iter()
+                .any(|e| e.code() == t.error_code);
+            if let Some(name) = t.name.as_ref().filter(|_| looked_up) {
+                t.topic_authorized_operations = authorized_operations(ctx, &image, ResourceType::Topic, name);
+            }
+        }
+    }
+    // The field is v8-10 only; without DESCRIBE on the cluster the operations are none.
+    let cluster_operations = if !(8..=10).contains(&v) || !req.include_cluster_authorized_operations {
+        OPERATIONS_NOT_REQUESTED
+    } else if cluster_allowed(ctx, &image, AclOperation::Describe) {
+        authorized_operations(ctx, &image, ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        0
+    };
     let brokers = advertised_brokers(ctx, &image, false);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(&broker.cluster_id())))
         .with_controller_id(BrokerId(controller_id(broker, &image)))
         .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_operations)
 }
 
 type Missing = (ResponseError, Option<String>);

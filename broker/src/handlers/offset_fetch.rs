@@ -12,9 +12,9 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
 use super::RequestContext;
-use super::authz::group_allowed;
+use super::authz::{allowed, group_allowed};
 use super::util::{str_bytes, topic_name};
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 1..=9;
 
@@ -111,18 +111,30 @@ async fn fetch(
             None => (p, -1, -1, Some(String::new()), 0),
         }
     };
+    // Offsets of topics the principal may not describe are not shown: a
+    // topic asked for is refused after the others, one not asked for is
+    // left out (Kafka's `fetchOffsetsForGroup`, `fetchAllOffsetsForGroup`).
+    let image = ctx.broker.metadata.image();
+    let may = |topic: &str| allowed(ctx, &image, AclOperation::Describe, ResourceType::Topic, topic);
     Ok(match asked {
-        Some(topics) => topics
-            .into_iter()
-            .map(|(name, parts)| {
+        Some(topics) => {
+            let (permitted, refused): (Vec<_>, Vec<_>) = topics.into_iter().partition(|(name, _)| may(name));
+            let answered = permitted.into_iter().map(|(name, parts)| {
                 let f = parts.iter().map(|&p| fetched(&name, p)).collect();
                 (name, f)
-            })
-            .collect(),
+            });
+            let refused = refused.into_iter().map(|(name, parts)| {
+                let f = parts.iter().map(|&p| (p, -1, -1, Some(String::new()), E::TopicAuthorizationFailed.code())).collect();
+                (name, f)
+            });
+            answered.chain(refused).collect()
+        }
         None => {
             let mut by_topic: std::collections::BTreeMap<String, Vec<Fetched>> = Default::default();
             for ((topic, p), _) in offsets.of_group(group_id) {
-                by_topic.entry(topic.clone()).or_default().push(fetched(topic, *p));
+                if may(topic) {
+                    by_topic.entry(topic.clone()).or_default().push(fetched(topic, *p));
+                }
             }
             by_topic.into_iter().map(|(t, f)| (topic_name(&t), f)).collect()
         }

@@ -13,25 +13,36 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use super::RequestContext;
+use super::authz::{allowed, cluster_allowed};
 use super::list_offsets::hosted_partition;
 use crate::Broker;
 use crate::metadata::TopicImage;
 use crate::partition::epochs::{self, UNDEFINED_EPOCH};
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 2..=4;
 
 pub async fn handle(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
     let image = ctx.broker.metadata.image();
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            let topic = image.topic(&t.topic.0).map(Arc::as_ref);
-            let partitions = t.partitions.iter().map(|p| end_offset(&ctx.broker, topic, p)).collect();
-            OffsetForLeaderTopicResult::default().with_topic(t.topic.clone()).with_partitions(partitions)
-        })
-        .collect();
-    OffsetForLeaderEpochResponse::default().with_topics(topics)
+    // Followers need CLUSTER_ACTION, consumers (KIP-320) DESCRIBE on the
+    // topic; Kafka answers the refused topics after the others.
+    let replica = cluster_allowed(ctx, &image, AclOperation::ClusterAction);
+    let (permitted, refused): (Vec<_>, Vec<_>) =
+        req.topics.iter().partition(|t| replica || allowed(ctx, &image, AclOperation::Describe, ResourceType::Topic, &t.topic.0));
+    let answered = permitted.into_iter().map(|t| {
+        let topic = image.topic(&t.topic.0).map(Arc::as_ref);
+        let partitions = t.partitions.iter().map(|p| end_offset(&ctx.broker, topic, p)).collect();
+        OffsetForLeaderTopicResult::default().with_topic(t.topic.clone()).with_partitions(partitions)
+    });
+    let refused = refused.into_iter().map(|t| {
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| EpochEndOffset::default().with_partition(p.partition).with_error_code(ResponseError::TopicAuthorizationFailed.code()))
+            .collect();
+        OffsetForLeaderTopicResult::default().with_topic(t.topic.clone()).with_partitions(partitions)
+    });
+    OffsetForLeaderEpochResponse::default().with_topics(answered.chain(refused).collect())
 }
 
 /// One partition's answer. Only the leader answers, followers included

@@ -90,6 +90,42 @@ pub fn authorize_any<'a>(
     !any_of_type && config.allow_if_no_acl
 }
 
+/// Kafka's `AclEntry.supportedOperations`: the operations an
+/// `authorized_operations` field reports on for each resource type (none
+/// for ANY, which names no resource).
+pub fn supported_operations(resource_type: ResourceType) -> &'static [AclOperation] {
+    use AclOperation::*;
+    match resource_type {
+        ResourceType::Topic => &[Read, Write, Create, Describe, Delete, Alter, DescribeConfigs, AlterConfigs],
+        ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+        ResourceType::Cluster => &[Create, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite, Alter, Describe],
+        ResourceType::TransactionalId => &[Describe, Write, TwoPhaseCommit],
+        ResourceType::DelegationToken => &[Describe],
+        ResourceType::User => &[CreateTokens, DescribeTokens],
+        ResourceType::Any => &[],
+    }
+}
+
+/// Kafka's `AuthHelper.authorizedOperations`: the supported operations
+/// `principal` may take on the resource as `Utils.to32BitField` packs them
+/// (bit `code` set for each). Without an authorizer (`config` is `None`)
+/// every supported operation counts.
+pub fn authorized_operations(
+    config: Option<&AuthorizerConfig>,
+    acls: &std::collections::BTreeSet<AclBinding>,
+    principal: &KafkaPrincipal,
+    host: &str,
+    resource_type: ResourceType,
+    resource_name: &str,
+) -> i32 {
+    supported_operations(resource_type)
+        .iter()
+        .filter(|&&operation| {
+            config.is_none_or(|c| authorize(c, acls, principal, host, Action { operation, resource_type, resource_name }))
+        })
+        .fold(0, |bits, op| bits | 1 << op.code())
+}
+
 /// Whether `acl`'s resource pattern covers the action's resource.
 fn covers(acl: &AclBinding, action: Action<'_>) -> bool {
     acl.resource_type == action.resource_type
@@ -196,5 +232,38 @@ mod tests {
         from_h.host = "10.0.0.1".into();
         assert!(!authorize(&open, [&from_h], &principal, "10.0.0.2", action));
         assert!(authorize(&open, [&from_h], &principal, "10.0.0.1", action));
+    }
+
+    #[test]
+    fn authorized_operations_as_kafka_packs_them() {
+        use AclOperation::*;
+        let principal = KafkaPrincipal::user("alice");
+        let config = AuthorizerConfig { super_users: vec!["User:admin".into()], allow_if_no_acl: false };
+        let ops = |config: Option<&AuthorizerConfig>, acls: &[AclBinding], who: &KafkaPrincipal, rt: ResourceType, name: &str| {
+            let acls: std::collections::BTreeSet<AclBinding> = acls.iter().cloned().collect();
+            authorized_operations(config, &acls, who, "127.0.0.1", rt, name)
+        };
+        // No authorizer: every supported operation (Kafka's values for these types).
+        assert_eq!(ops(None, &[], &principal, ResourceType::Cluster, "kafka-cluster"), 8096);
+        assert_eq!(ops(None, &[], &principal, ResourceType::Topic, "t"), 3576);
+        assert_eq!(ops(None, &[], &principal, ResourceType::Group, "g"), 3400);
+        // A super user gets the same; nobody gets an operation the type does not have.
+        assert_eq!(ops(Some(&config), &[], &KafkaPrincipal::user("admin"), ResourceType::Group, "g"), 3400);
+        assert_eq!(ops(Some(&config), &[], &principal, ResourceType::Topic, "t"), 0);
+        let bit = |ops: &[AclOperation]| ops.iter().fold(0, |b, o| b | 1 << o.code());
+        // READ implies DESCRIBE, ALTER_CONFIGS implies DESCRIBE_CONFIGS.
+        let acls = [
+            acl("t", Literal, "User:alice", Read, Allow),
+            acl("t", Literal, "User:alice", AlterConfigs, Allow),
+            acl("t", Literal, "User:alice", Write, Deny),
+        ];
+        assert_eq!(ops(Some(&config), &acls, &principal, ResourceType::Topic, "t"), bit(&[Read, Describe, AlterConfigs, DescribeConfigs]));
+        // A DENY of DESCRIBE takes away what READ implied, not READ.
+        let acls = [acl("t", Literal, "User:alice", Read, Allow), acl("t", Prefixed, "User:*", Describe, Deny)];
+        assert_eq!(ops(Some(&config), &acls, &principal, ResourceType::Topic, "t"), bit(&[Read]));
+        // ALL on the topic: every topic operation, and none of the cluster's.
+        let acls = [acl("*", Literal, "User:alice", All, Allow)];
+        assert_eq!(ops(Some(&config), &acls, &principal, ResourceType::Topic, "x"), 3576);
+        assert_eq!(ops(Some(&config), &acls, &principal, ResourceType::Cluster, "kafka-cluster"), 0);
     }
 }
