@@ -32,6 +32,7 @@ command -v ip >/dev/null && command -v tc >/dev/null || apt_install iproute2
 command -v nft >/dev/null || apt_install nftables
 command -v setpriv >/dev/null || apt_install util-linux
 command -v openssl >/dev/null || apt_install openssl # certificates for broker/tests/tls.rs
+command -v haproxy >/dev/null || apt_install haproxy # the L4 load balancer of broker/tests/privatelink.rs
 
 # --- Python clients in a venv -------------------------------------------------
 venv=.cache/venv

@@ -22,109 +22,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::certs::Certs;
 use support::cluster::Cluster;
 use support::{Kind, Ran, api_versions_answered, free_port, kafka_tool, kind, repo_root, run, run_ok, terminate};
 use tempfile::TempDir;
 
 const T: Duration = Duration::from_secs(120);
 
-/// A CA, a server certificate for 127.0.0.1/localhost, a client certificate
-/// from that CA and one from a second CA, as PEM files in a temporary folder.
-struct Certs {
-    dir: TempDir,
+/// The settings this file's brokers and clients take from the certificates.
+trait TlsSettings {
+    fn broker_ssl(&self, mtls: bool) -> Vec<(String, String)>;
+    fn client_props(&self, cert: Option<&str>) -> Vec<(String, String)>;
+    fn java_config(&self, cert: Option<&str>) -> PathBuf;
 }
 
-impl Certs {
-    fn make() -> Certs {
-        let dir = tempfile::Builder::new().prefix("fjord-tls-").tempdir().unwrap();
-        let c = Certs { dir };
-        c.ca("ca", "/CN=fjord-test-ca");
-        c.ca("other-ca", "/CN=some-other-ca");
-        c.leaf("server", "ca", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-        c.leaf("client", "ca", "/O=fjord/OU=eng/CN=client", "extendedKeyUsage=clientAuth\n");
-        c.leaf("stranger", "other-ca", "/O=fjord/OU=eng/CN=stranger", "extendedKeyUsage=clientAuth\n");
-        // Nodes are both the server and the client of each other's connections.
-        let node = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n";
-        c.leaf("node", "ca", "/CN=fjord-node", node);
-        c.leaf("rogue-node", "other-ca", "/CN=fjord-node", node);
-        c
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.path(name).display().to_string()
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        run_ok(Command::new("openssl").args(args).current_dir(self.dir.path()), None, T);
-    }
-
-    fn ca(&self, name: &str, subject: &str) {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            subject,
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-    }
-
-    /// `<name>.key`, `<name>.crt`, and `<name>.pem` holding both (a PEM keystore).
-    fn leaf(&self, name: &str, ca: &str, subject: &str, extensions: &str) {
-        fs::write(self.path(&format!("{name}.ext")), extensions).unwrap();
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            subject,
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.crt"),
-        ]);
-        let key = fs::read_to_string(self.path(&format!("{name}.key"))).unwrap();
-        let crt = fs::read_to_string(self.path(&format!("{name}.crt"))).unwrap();
-        fs::write(self.path(&format!("{name}.pem")), format!("{key}{crt}")).unwrap();
-    }
-
+impl TlsSettings for Certs {
     /// The broker's ssl settings: its keystore, and with `mtls` the
     /// truststore and `ssl.client.auth=required`.
     fn broker_ssl(&self, mtls: bool) -> Vec<(String, String)> {
@@ -414,7 +326,7 @@ fn java_round_trip(node: &Node, certs: &Certs, cert: Option<&str>, topic: &str) 
 
 #[test]
 fn ssl_listener_serves_python_librdkafka_and_java_and_advertises_per_listener() {
-    let certs = Certs::make();
+    let certs = Certs::make("fjord-tls-");
     let node = Node::start(&certs.broker_ssl(false));
     let ssl = certs.client_props(None);
 
@@ -435,7 +347,7 @@ fn ssl_listener_serves_python_librdkafka_and_java_and_advertises_per_listener() 
 
 #[test]
 fn mutual_tls_admits_the_right_certificate_and_refuses_the_rest() {
-    let certs = Certs::make();
+    let certs = Certs::make("fjord-tls-");
     let mut ssl = certs.broker_ssl(true);
     ssl.push(("listener.name.external.ssl.principal.mapping.rules".into(), "RULE:^CN=([^,]*),OU=eng,.*$/$1/U,DEFAULT".into()));
     let node = Node::start(&ssl);
@@ -508,7 +420,7 @@ fn fjord_fails(settings: &[(String, String)]) -> String {
 #[test]
 fn unusable_tls_settings_are_one_line_config_errors() {
     // Fjord's own start-up messages: always fjord, whatever FJORD_TEST_BROKER says.
-    let certs = Certs::make();
+    let certs = Certs::make("fjord-tls-");
     let missing = certs.p("missing.pem");
     let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
     let mismatched = certs.path("mismatched.pem");
@@ -549,7 +461,7 @@ fn between_nodes_ssl(certs: &Certs, keystore: &str) -> Vec<(String, String)> {
 
 #[test]
 fn nodes_replicate_over_mutual_tls_and_refuse_a_stranger() {
-    let certs = Certs::make();
+    let certs = Certs::make("fjord-tls-");
     let ssl = between_nodes_ssl(&certs, "node");
     let overrides: Vec<(&str, &str)> = ssl.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     // Three controllers and a broker-only node, whose connections to the

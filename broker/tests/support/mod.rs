@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod certs;
 pub mod cluster;
 pub mod groups;
 pub mod wire;
