@@ -5,6 +5,8 @@
 //! client certificate (and the broker logs its principal) and refuses no
 //! certificate, one from another CA and plaintext, with no data written and
 //! the broker still serving; a missing keystore is a one-line config error.
+//! PKCS12 keystores and truststores, as openssl (current and legacy
+//! encryption) and Java's keytool write them, serve mutual TLS too.
 //! Between nodes: a cluster whose CONTROLLER listener is SSL with
 //! `ssl.client.auth=required` forms and replicates over mutual TLS, and a
 //! node with a certificate from another CA cannot join it.
@@ -542,4 +544,105 @@ fn nodes_replicate_over_mutual_tls_and_refuse_a_stranger() {
     let text = fs::read_to_string(&log).unwrap();
     assert!(text.contains("waiting for the controller quorum"), "the stranger's log:\n{text}");
     assert_eq!(c.end_offsets(4, topic).values().sum::<i64>(), 3000, "the cluster still serves");
+}
+
+/// Runs a command that must succeed (openssl, keytool) in the certificates' folder.
+fn tool(certs: &Certs, program: &str, args: &[&str]) {
+    run_ok(Command::new(program).args(args).current_dir(certs.path(".")), None, T);
+}
+
+#[test]
+fn pkcs12_stores_from_openssl_and_keytool_serve_mutual_tls() {
+    let certs = Certs::make("fjord-tls-");
+    let pass = "changeit";
+    let passout = format!("pass:{pass}");
+    // OpenSSL 3's default (PBES2, AES-256, HMAC-SHA256) and its legacy
+    // scheme (3DES keys, RC2 certificates) as older tools wrote them.
+    tool(
+        &certs,
+        "openssl",
+        &["pkcs12", "-export", "-in", "server.crt", "-inkey", "server.key", "-out", "openssl.p12", "-passout", &passout],
+    );
+    tool(
+        &certs,
+        "openssl",
+        &["pkcs12", "-export", "-legacy", "-in", "server.crt", "-inkey", "server.key", "-out", "legacy.p12", "-passout", &passout],
+    );
+    // What keytool writes (the JDK's own PKCS12), from the OpenSSL store.
+    tool(
+        &certs,
+        "keytool",
+        &[
+            "-importkeystore",
+            "-srckeystore",
+            "openssl.p12",
+            "-srcstoretype",
+            "PKCS12",
+            "-srcstorepass",
+            pass,
+            "-destkeystore",
+            "keytool.p12",
+            "-deststoretype",
+            "PKCS12",
+            "-deststorepass",
+            pass,
+            "-noprompt",
+        ],
+    );
+    // A truststore of the CA, as keytool makes one.
+    tool(
+        &certs,
+        "keytool",
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-file",
+            "ca.pem",
+            "-keystore",
+            "trust.p12",
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            pass,
+        ],
+    );
+
+    for store in ["openssl.p12", "legacy.p12", "keytool.p12"] {
+        let ssl: Vec<(String, String)> = [
+            ("ssl.keystore.type", "PKCS12".to_string()),
+            ("ssl.keystore.location", certs.p(store)),
+            ("ssl.keystore.password", pass.into()),
+            ("ssl.key.password", pass.into()),
+            ("ssl.truststore.type", "PKCS12".into()),
+            ("ssl.truststore.location", certs.p("trust.p12")),
+            ("ssl.truststore.password", pass.into()),
+            ("listener.name.external.ssl.client.auth", "required".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let node = Node::start(&ssl);
+        let topic = format!("pkcs12-{}", store.trim_end_matches(".p12"));
+        node.create_topic(&topic);
+        round_trip("confluent", &node.ssl_bootstrap(), &topic, &certs.client_props(Some("client")));
+        assert_eq!(node.end_offset(&topic), 20, "{store}: records seen over plaintext");
+        // The truststore is in force: a client certificate from another CA is refused.
+        let props = [certs.client_props(Some("stranger")), vec![("message.timeout.ms".into(), "5000".into())]].concat();
+        let ran = client("confluent", "produce", &node.ssl_bootstrap(), &topic, &props, 3);
+        assert!(!ran.status.success(), "{store}: a stranger got through:\n{}", ran.text());
+        assert_eq!(node.end_offset(&topic), 20, "{store}: the stranger wrote records");
+    }
+
+    if kind() == Kind::Fjord {
+        // A wrong password is a one-line config error naming the store.
+        let err = fjord_fails(&[
+            ("ssl.keystore.type".into(), "PKCS12".into()),
+            ("ssl.keystore.location".into(), certs.p("keytool.p12")),
+            ("ssl.keystore.password".into(), "wrong".into()),
+        ]);
+        assert!(err.contains("ssl.keystore.location") && err.contains("keytool.p12") && err.contains("password"), "{err}");
+        assert!(!err.contains("wrong"), "the password is printed: {err}");
+    }
 }

@@ -9,8 +9,10 @@
 //! so that a broken TLS setup is a one-line config error at startup, not a
 //! failure of the first handshake. `server::tls` builds rustls from the result.
 //!
-//! Only PEM stores: JKS is Java's own format and PKCS12 is not read yet; both
-//! are refused with the command that converts them.
+//! PEM and PKCS12 stores (`ssl.keystore.password`, `ssl.truststore.password`;
+//! one password for the store and its key, as keytool and openssl write
+//! them). JKS, Java's own older format, is refused with the command that
+//! converts it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -207,7 +209,9 @@ impl ListenerKeys<'_> {
 
     /// `ssl.keystore.*`: the certificate chain and its key, checked to match.
     fn keystore(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ConfigError> {
-        self.store_type("ssl.keystore.type")?;
+        if self.store_type("ssl.keystore.type")? == StoreType::Pkcs12 {
+            return self.pkcs12_keystore();
+        }
         let inline_key = self.get("ssl.keystore.key");
         let inline_chain = self.get("ssl.keystore.certificate.chain");
         let (chain_pem, key_pem, source) = match (self.get("ssl.keystore.location"), inline_key, inline_chain) {
@@ -238,7 +242,11 @@ impl ListenerKeys<'_> {
 
     /// `ssl.truststore.*`: the CA certificates, or none if not set.
     fn truststore(&self) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-        self.store_type("ssl.truststore.type")?;
+        let pkcs12 = self.store_type("ssl.truststore.type")? == StoreType::Pkcs12;
+        if pkcs12 && let Some(loc) = self.get("ssl.truststore.location") {
+            let certs = self.pkcs12_truststore(&loc)?;
+            return self.usable_roots(&loc, certs);
+        }
         let (source, pem) = match (self.get("ssl.truststore.location"), self.get("ssl.truststore.certificates")) {
             (None, None) => return Ok(Vec::new()),
             (Some(loc), None) => {
@@ -252,24 +260,78 @@ impl ListenerKeys<'_> {
         if certs.is_empty() {
             return Err(self.invalid(&shown(&source), "no CERTIFICATE in the PEM text"));
         }
+        self.usable_roots(&source, certs)
+    }
+
+    fn usable_roots(
+        &self,
+        source: &(String, String),
+        certs: Vec<CertificateDer<'static>>,
+    ) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
         let mut roots = rustls::RootCertStore::empty();
         for c in &certs {
-            roots.add(c.clone()).map_err(|e| self.invalid(&shown(&source), format!("not a usable CA certificate: {e}")))?;
+            roots.add(c.clone()).map_err(|e| self.invalid(&shown(source), format!("not a usable CA certificate: {e}")))?;
         }
         Ok(certs)
     }
 
-    /// PEM only; Kafka's default JKS and PKCS12 get the conversion to PEM.
-    fn store_type(&self, name: &str) -> Result<(), ConfigError> {
-        let Some(kv) = self.get(name) else { return Ok(()) };
+    /// PEM (Fjord's default) or PKCS12; JKS gets the conversion to PKCS12.
+    fn store_type(&self, name: &str) -> Result<StoreType, ConfigError> {
+        let Some(kv) = self.get(name) else { return Ok(StoreType::Pem) };
         match kv.1.to_ascii_uppercase().as_str() {
-            "PEM" => Ok(()),
-            "JKS" | "PKCS12" => Err(self.invalid(
+            "PEM" => Ok(StoreType::Pem),
+            "PKCS12" => Ok(StoreType::Pkcs12),
+            "JKS" => Err(self.invalid(
                 &kv,
-                format!("Fjord reads PEM stores only; convert the store to PEM (keytool -importkeystore -deststoretype PKCS12, then openssl pkcs12 -nodes) and set {name}=PEM"),
+                format!("Fjord reads PEM and PKCS12 stores, not JKS; convert it (keytool -importkeystore -srckeystore store.jks -destkeystore store.p12 -deststoretype PKCS12) and set {name}=PKCS12"),
             )),
-            _ => Err(self.invalid(&kv, "expected PEM")),
+            _ => Err(self.invalid(&kv, "expected PEM or PKCS12")),
         }
+    }
+
+    /// A PKCS12 file: its location setting, bytes and password (`<store>.password`, empty if unset).
+    fn pkcs12_file(&self, store: &str) -> Result<Pkcs12File, ConfigError> {
+        let loc = self.get(&format!("{store}.location")).ok_or_else(|| self.fail(format!("{store}.type=PKCS12 needs {store}.location")))?;
+        let bytes = std::fs::read(&loc.1).map_err(|e| self.fail(format!("cannot read {} {}: {e}", loc.0, loc.1)))?;
+        let password = self.get(&format!("{store}.password")).map(|(_, v)| v).unwrap_or_default();
+        Ok((loc, bytes, password))
+    }
+
+    /// The one private key of a PKCS12 keystore and its certificate chain.
+    fn pkcs12_keystore(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ConfigError> {
+        let (loc, bytes, password) = self.pkcs12_file("ssl.keystore")?;
+        if password.is_empty() {
+            return Err(self.fail("ssl.keystore.type=PKCS12 needs ssl.keystore.password"));
+        }
+        let store = p12_keystore::KeyStore::from_pkcs12(&bytes, &password, p12_keystore::Pkcs12ImportPolicy::Strict)
+            .map_err(|e| self.invalid(&loc, format!("not a PKCS12 keystore this password opens: {e}")))?;
+        let (_, chain) =
+            store.private_key_chain().ok_or_else(|| self.invalid(&loc, "no private key with its certificate in the PKCS12 keystore"))?;
+        let certs: Vec<CertificateDer<'static>> = chain.certs().iter().map(|c| CertificateDer::from(c.as_der().to_vec())).collect();
+        if certs.is_empty() {
+            return Err(self.invalid(&loc, "the private key in the PKCS12 keystore has no certificate"));
+        }
+        let key = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
+        check_key_matches(&certs, &key).map_err(|e| self.invalid(&loc, e))?;
+        Ok((certs, key))
+    }
+
+    /// Every certificate of a PKCS12 truststore.
+    fn pkcs12_truststore(&self, loc: &(String, String)) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+        let (_, bytes, password) = self.pkcs12_file("ssl.truststore")?;
+        let store = p12_keystore::KeyStore::from_pkcs12(&bytes, &password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
+            .map_err(|e| self.invalid(loc, format!("not a PKCS12 truststore this password opens: {e}")))?;
+        let certs: Vec<CertificateDer<'static>> = store
+            .entries()
+            .filter_map(|(_, e)| match e {
+                p12_keystore::KeyStoreEntry::Certificate(c) => Some(CertificateDer::from(c.as_der().to_vec())),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(self.invalid(loc, "no trusted certificate in the PKCS12 truststore"));
+        }
+        Ok(certs)
     }
 
     fn read_file(&self, (key, path): &(String, String)) -> Result<String, ConfigError> {
@@ -313,6 +375,15 @@ impl ListenerKeys<'_> {
         }
         Ok(out)
     }
+}
+
+/// See [`ListenerKeys::pkcs12_file`].
+type Pkcs12File = ((String, String), Vec<u8>, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreType {
+    Pem,
+    Pkcs12,
 }
 
 /// A key's value for messages: a path as given, inline PEM text elided.
@@ -579,8 +650,17 @@ mod tests {
             (&[], "listener EXTERNAL: an SSL listener needs a keystore"),
             (&[("ssl.keystore.location", &missing)], "cannot read ssl.keystore.location"),
             (&[("listener.name.external.ssl.keystore.location", &missing)], "cannot read listener.name.external.ssl.keystore.location"),
-            (&[("ssl.keystore.type", "JKS"), ("ssl.keystore.location", &missing)], "reads PEM stores only"),
-            (&[("ssl.keystore.type", "PKCS12")], "convert the store to PEM"),
+            (&[("ssl.keystore.type", "JKS"), ("ssl.keystore.location", &missing)], "-deststoretype PKCS12"),
+            (&[("ssl.keystore.type", "PKCS12")], "ssl.keystore.type=PKCS12 needs ssl.keystore.location"),
+            (&[("ssl.keystore.type", "PKCS12"), ("ssl.keystore.location", &garbage)], "needs ssl.keystore.password"),
+            (
+                &[("ssl.keystore.type", "PKCS12"), ("ssl.keystore.location", &garbage), ("ssl.keystore.password", "x")],
+                "not a PKCS12 keystore this password opens",
+            ),
+            (
+                &[TEST_KEYSTORE[0], TEST_KEYSTORE[1], ("ssl.truststore.type", "PKCS12"), ("ssl.truststore.location", &garbage)],
+                "not a PKCS12 truststore",
+            ),
             (&[("ssl.keystore.location", &garbage)], "bad PEM"),
             (&[("ssl.keystore.key", "k"), ("ssl.keystore.location", &missing)], "not a mix"),
         ];
