@@ -18,7 +18,7 @@ pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 pub fn allowed(ctx: &RequestContext, image: &MetadataImage, operation: AclOperation, resource_type: ResourceType, name: &str) -> bool {
     let Some(config) = &ctx.broker.config.authorizer else { return true };
     let action = Action { operation, resource_type, resource_name: name };
-    authorize(config, &image.acls, &ctx.session.principal(), &ctx.peer.ip().to_string(), action)
+    authorize(config, &image.acls, &ctx.session.principal(), &ctx.session.peer_host, action)
 }
 
 /// The `authorized_operations` bit field of a resource for the request's
@@ -28,7 +28,7 @@ pub fn authorized_operations(ctx: &RequestContext, image: &MetadataImage, resour
         ctx.broker.config.authorizer.as_ref(),
         &image.acls,
         &ctx.session.principal(),
-        &ctx.peer.ip().to_string(),
+        &ctx.session.peer_host,
         resource_type,
         name,
     )
@@ -70,7 +70,7 @@ pub fn idempotent_write_allowed(ctx: &RequestContext, image: &MetadataImage) -> 
             config,
             &image.acls,
             &ctx.session.principal(),
-            &ctx.peer.ip().to_string(),
+            &ctx.session.peer_host,
             AclOperation::Write,
             ResourceType::Topic,
         )

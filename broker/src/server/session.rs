@@ -21,6 +21,9 @@ pub struct Session {
     pub listener: Arc<str>,
     pub security_protocol: SecurityProtocol,
     pub peer: SocketAddr,
+    /// The peer's IP as ACLs name hosts, formatted once per connection
+    /// rather than at every authorization check.
+    pub peer_host: Arc<str>,
     principal: RwLock<Arc<KafkaPrincipal>>,
     sasl: Mutex<SaslState>,
 }
@@ -45,7 +48,14 @@ pub struct SaslState {
 
 impl Session {
     pub fn new(listener: Arc<str>, security_protocol: SecurityProtocol, peer: SocketAddr, principal: KafkaPrincipal) -> Self {
-        Self { listener, security_protocol, peer, principal: RwLock::new(Arc::new(principal)), sasl: Mutex::new(SaslState::default()) }
+        Self {
+            listener,
+            security_protocol,
+            peer,
+            peer_host: peer.ip().to_string().into(),
+            principal: RwLock::new(Arc::new(principal)),
+            sasl: Mutex::new(SaslState::default()),
+        }
     }
 
     /// Who the connection is now.
