@@ -120,8 +120,10 @@ else:
     log = io.StringIO()
     logging.basicConfig(stream=log, level=logging.ERROR)
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    # A refused login is logged at once, but kafka-python keeps retrying the
+    # bootstrap for bootstrap_timeout_ms (30 s by default) before it gives up.
     conf = dict(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_mechanism=mechanism,
-                sasl_plain_username=user, sasl_plain_password=password)
+                sasl_plain_username=user, sasl_plain_password=password, bootstrap_timeout_ms=6000)
     try:
         if action == "produce":
             p = KafkaProducer(acks="all", **conf)
@@ -372,4 +374,63 @@ fn wire_sasl_on_a_plaintext_listener_is_an_illegal_state() {
     assert_eq!(r.error_code, 34, "ILLEGAL_SASL_STATE");
     let r: ApiVersionsResponse = request(&mut s, ApiKey::ApiVersions, 3, &api_versions());
     assert_eq!(r.error_code, 0, "the connection is still served");
+}
+
+/// KIP-368 on the wire: a login lasts `connections.max.reauth.ms`; a new
+/// SaslHandshake + SaslAuthenticate on the same connection extends it (as
+/// the same user only), and a connection that lets it lapse is closed at
+/// its next request. Then Kafka's Java producer, which re-authenticates by
+/// itself, runs across several lifetimes without an error.
+#[test]
+fn reauthentication_extends_a_session_and_an_expired_one_is_closed() {
+    const LIFETIME: Duration = Duration::from_millis(4000);
+    let lifetime = LIFETIME.as_millis().to_string();
+    let b = sasl_broker("PLAIN,SCRAM-SHA-512", &[("connections.max.reauth.ms", &lifetime)]);
+    let metadata = |s: &mut std::net::TcpStream| -> MetadataResponse {
+        request(s, ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None))
+    };
+
+    // Re-authenticated at about 60% of the lifetime, served past the first one.
+    let mut s = connect(&b);
+    assert_eq!(handshake(&mut s, "PLAIN").error_code, 0);
+    assert_eq!(authenticate(&mut s, 2, b"\0admin\0admin-secret").session_lifetime_ms, LIFETIME.as_millis() as i64);
+    std::thread::sleep(LIFETIME * 6 / 10);
+    assert_eq!(handshake(&mut s, "PLAIN").error_code, 0, "re-authentication's handshake");
+    let r = authenticate(&mut s, 2, b"\0admin\0admin-secret");
+    assert_eq!((r.error_code, r.session_lifetime_ms), (0, LIFETIME.as_millis() as i64), "{r:?}");
+    std::thread::sleep(LIFETIME * 6 / 10);
+    assert_eq!(metadata(&mut s).brokers.len(), 1, "served after the first login's lifetime");
+    // Another user on the same connection is refused, and the connection ends.
+    assert_eq!(handshake(&mut s, "PLAIN").error_code, 0);
+    let r = authenticate(&mut s, 2, b"\0carol\0carol-pw");
+    assert_eq!(r.error_code, 58, "{r:?}");
+    assert!(refuses_more(&mut s), "served after a change of principal");
+
+    // A session left to lapse: the next request closes the connection.
+    let mut s = connect(&b);
+    assert_eq!(handshake(&mut s, "PLAIN").error_code, 0);
+    assert_eq!(authenticate(&mut s, 2, b"\0admin\0admin-secret").error_code, 0);
+    std::thread::sleep(LIFETIME + Duration::from_millis(500));
+    send_request(&mut s, ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(closed(&mut s), "an expired session was served");
+
+    // Java's producer over SCRAM for three lifetimes: every record acknowledged.
+    let admin = java_config(&b, "admin", "PLAIN", "admin", "admin-secret");
+    add_scram_user(&b, &admin, "SCRAM-SHA-512", "alice", "alice-secret");
+    let alice = java_config(&b, "alice", "SCRAM-SHA-512", "alice", "alice-secret");
+    run_ok(&mut tool(&b, "kafka-topics", &admin, &["--create", "--topic", "reauth", "--partitions", "1"]), None, T);
+    let out = run_ok(
+        tool(&b, "kafka-producer-perf-test", &alice, &["--topic", "reauth", "--num-records", "600", "--record-size", "100"]).args([
+            "--throughput",
+            "50",
+            "--command-property",
+            "acks=all",
+        ]),
+        None,
+        T,
+    );
+    assert!(out.contains("600 records sent"), "{out}");
+    assert!(!out.contains("ERROR") && !out.contains("Exception"), "{out}");
+    assert_eq!(end_offset(&b, &admin, "reauth"), 600);
 }

@@ -66,14 +66,7 @@ pub fn group_allowed(ctx: &RequestContext, operation: AclOperation, group: &str)
 pub fn idempotent_write_allowed(ctx: &RequestContext, image: &MetadataImage) -> bool {
     let Some(config) = &ctx.broker.config.authorizer else { return true };
     cluster_allowed(ctx, image, AclOperation::IdempotentWrite)
-        || authorize_any(
-            config,
-            &image.acls,
-            &ctx.session.principal(),
-            &ctx.session.peer_host,
-            AclOperation::Write,
-            ResourceType::Topic,
-        )
+        || authorize_any(config, &image.acls, &ctx.session.principal(), &ctx.session.peer_host, AclOperation::Write, ResourceType::Topic)
 }
 
 /// ALTER_CONFIGS on each resource of an AlterConfigs request: TOPIC
