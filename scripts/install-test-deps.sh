@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Kafka clients the interop tests drive (tests/interop/README.md):
 # kcat (librdkafka) from Debian, kafka-python and confluent-kafka in a venv at
-# .cache/venv, and the franz-go test program at .cache/bin/franz-interop.
+# .cache/venv, and the franz-go test program at .cache/bin/franz-interop. The
+# same venv holds moto, whose S3 server tiered/tests/s3.rs starts on 127.0.0.1.
 # Kafka's own jars and Java come from scripts/fetch-kafka.sh. Idempotent, and
 # quick when everything is already there. Usage: bash scripts/install-test-deps.sh
 set -euo pipefail
@@ -11,6 +12,7 @@ root=$PWD
 # Pinned client versions (bump on purpose, then rerun this script).
 kafka_python_version=3.0.12
 confluent_kafka_version=2.16.1
+moto_version=5.2.5
 # The oldest Go that builds tests/interop/franz (its go.mod's go line), and the
 # toolchain fetched from the Go module proxy when the machine's Go is older.
 go_min=1.26.0
@@ -34,19 +36,20 @@ command -v setpriv >/dev/null || apt_install util-linux
 command -v openssl >/dev/null || apt_install openssl # certificates for broker/tests/tls.rs
 command -v haproxy >/dev/null || apt_install haproxy # the L4 load balancer of broker/tests/privatelink.rs
 
-# --- Python clients in a venv -------------------------------------------------
+# --- Python clients and moto's S3 server in a venv ---------------------------
 venv=.cache/venv
 stamp="$venv/.installed"
-want="kafka-python==$kafka_python_version confluent-kafka==$confluent_kafka_version"
+want="kafka-python==$kafka_python_version confluent-kafka==$confluent_kafka_version moto[server]==$moto_version"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     apt_install python3 python3-venv
   fi
   rm -rf "$venv"
   python3 -m venv "$venv"
-  # shellcheck disable=SC2086
-  PIP_CACHE_DIR="$root/.cache/pip" "$venv/bin/pip" install -q --disable-pip-version-check $want
-  "$venv/bin/python" -c 'import kafka, confluent_kafka'
+  # Split without globbing: moto[server] is a glob pattern to an unquoted $want.
+  read -ra pkgs <<<"$want"
+  PIP_CACHE_DIR="$root/.cache/pip" "$venv/bin/pip" install -q --disable-pip-version-check "${pkgs[@]}"
+  "$venv/bin/python" -c 'import kafka, confluent_kafka, moto.server'
   echo "$want" > "$stamp"
   echo "python clients in $venv: $want"
 fi

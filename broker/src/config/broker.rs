@@ -259,6 +259,10 @@ pub struct BrokerConfig {
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`;
     /// `None`: ACLs are not enforced.
     pub authorizer: Option<crate::security::authorizer::AuthorizerConfig>,
+    /// `remote.log.storage.system.enable` and the object store under
+    /// `remote.log.storage.manager.impl.prefix` ([`super::remote`]); `None`:
+    /// tiered storage is off.
+    pub remote_log_storage: Option<fjord_tiered::TieredConfig>,
     /// Every setting given, normalized; see [`BrokerConfig::explicit`].
     explicit: Explicit,
 }
@@ -293,6 +297,7 @@ impl BrokerConfig {
         let tls = super::ssl::read(&explicit, &net.listeners)?;
         let tls_between_nodes = super::ssl::read_between_nodes(&explicit, &net.protocols, &net.controller_names)?;
         let authorizer = super::authorizer::read(&explicit, &mut warnings)?;
+        let remote_log_storage = super::remote::read(&explicit, &log_dirs, &mut warnings)?;
         let config = BrokerConfig {
             node_id: s.int("node.id"),
             listeners: net.listeners,
@@ -348,6 +353,7 @@ impl BrokerConfig {
             tls,
             tls_between_nodes,
             authorizer,
+            remote_log_storage,
             explicit: Explicit(explicit),
         };
         config.check_quorum()?;
@@ -429,10 +435,16 @@ impl std::fmt::Debug for Explicit {
 }
 
 /// Keys that hold secrets though Fjord has no definition for them (TLS and
-/// SASL settings, also under `listener.name.<l>.`): Kafka types them
-/// PASSWORD, so DescribeConfigs never shows their values.
+/// SASL settings, also under `listener.name.<l>.`, and the object store's
+/// AWS keys under the remote storage prefix): Kafka (and Aiven's plugin)
+/// type them PASSWORD, so DescribeConfigs never shows their values.
 fn is_secret(name: &str) -> bool {
-    name.contains("password") || name.ends_with("ssl.keystore.key") || name.ends_with("sasl.jaas.config")
+    name.contains("password")
+        || name.ends_with("ssl.keystore.key")
+        || name.ends_with("sasl.jaas.config")
+        || name.ends_with("secret.access.key")
+        || name.ends_with("access.key.id")
+        || name.ends_with("session.token")
 }
 
 /// Reads a properties file. Java reads these files as ISO-8859-1; UTF-8 is

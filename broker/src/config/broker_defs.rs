@@ -301,6 +301,41 @@ pub(crate) const BROKER_DEFS: &[Def] = &[
         "Fjord: host:port the raft transport binds; if not set, an ephemeral port on the first listener's host.",
     ),
     def(
+        "remote.log.manager.task.retry.backoff.max.ms",
+        Long,
+        Some("30000"),
+        Check::AtLeast(1),
+        "Tiered storage: the longest wait between two tries of an object store request; waits double up to it.",
+    ),
+    def(
+        "remote.log.manager.task.retry.backoff.ms",
+        Long,
+        Some("500"),
+        Check::AtLeast(1),
+        "Tiered storage: the wait before an object store request is tried again the first time.",
+    ),
+    def(
+        "remote.log.storage.manager.impl.prefix",
+        Str,
+        Some("rsm.config."),
+        Check::None,
+        "Tiered storage: the prefix of the object store settings (named as Aiven's tiered-storage plugin names them).",
+    ),
+    def(
+        "remote.log.storage.request.max.attempts",
+        Int,
+        Some("5"),
+        Check::AtLeast(1),
+        "Fjord: how many times one object store request (a PUT, a part, a ranged GET, a DELETE) is tried before an upload or read fails.",
+    ),
+    def(
+        "remote.log.storage.system.enable",
+        Boolean,
+        Some("false"),
+        Check::None,
+        "Tiered storage: upload rolled segments to an object store (S3 when rsm.config.storage.s3.bucket.name is set, else a directory).",
+    ),
+    def(
         "replica.lag.time.max.ms",
         Long,
         Some("30000"),
@@ -413,6 +448,10 @@ const KNOWN_UNUSED: &[&str] = &[
     "remote.",
     "replica.",
     "replication.",
+    // The object store settings under Kafka's default
+    // remote.log.storage.manager.impl.prefix: read by `remote.rs`, which
+    // also warns about the ones that are not the plugin's.
+    "rsm.config.",
     "sasl.",
     "security.",
     "share.",
@@ -453,7 +492,66 @@ const KNOWN_UNUSED: &[&str] = &[
 
 /// Whether `name` is a Kafka broker config Fjord ignores on purpose.
 pub(crate) fn is_known_unused(name: &str) -> bool {
-    KNOWN_UNUSED.iter().any(|k| if k.ends_with('.') { name.starts_with(k) } else { name == *k })
+    is_listed(KNOWN_UNUSED, name)
+}
+
+/// Names (and, ending in `.`, prefixes) of the settings Aiven's tiered
+/// storage plugin reads under `remote.log.storage.manager.impl.prefix`
+/// (its `RemoteStorageManagerConfig`, the chunk, index and manifest cache
+/// configs, `S3StorageConfig`, `FileSystemStorageConfig`, docs/configs.rst).
+/// `remote.rs` reads some; the rest are accepted so a config written for
+/// the plugin loads without warnings.
+const RSM_CONFIGS: &[&str] = &[
+    "chunk.size",
+    "compression.enabled",
+    "compression.heuristic.enabled",
+    "custom.metadata.fields.include",
+    "encryption.enabled",
+    "encryption.key.pair.id",
+    "encryption.key.pairs",
+    "encryption.key.pairs.",
+    "fetch.chunk.cache.",
+    "fetch.indexes.cache.",
+    "fetch.manifest.cache.",
+    "iceberg.",
+    "key.prefix",
+    "key.prefix.mask",
+    "metrics.num.samples",
+    "metrics.recording.level",
+    "metrics.sample.window.ms",
+    "segment.format",
+    "storage.aws.access.key.id",
+    "storage.aws.certificate.check.enabled",
+    "storage.aws.checksum.check.enabled",
+    "storage.aws.credentials.file",
+    "storage.aws.credentials.provider.class",
+    "storage.aws.secret.access.key",
+    "storage.aws.session.token",
+    "storage.azure.",
+    "storage.backend.class",
+    "storage.gcs.",
+    "storage.overwrite.enabled",
+    "storage.root",
+    "storage.s3.api.call.attempt.timeout",
+    "storage.s3.api.call.timeout",
+    "storage.s3.bucket.name",
+    "storage.s3.endpoint.url",
+    "storage.s3.legacy.md5.plugin.enabled",
+    "storage.s3.multipart.upload.part.size",
+    "storage.s3.path.style.access.enabled",
+    "storage.s3.region",
+    "storage.s3.storage.class",
+    "structure.provider.",
+    "upload.rate.limit.bytes.per.second",
+];
+
+/// Whether `name` (without the prefix) is one of the plugin's settings.
+pub(crate) fn is_rsm_config(name: &str) -> bool {
+    is_listed(RSM_CONFIGS, name)
+}
+
+fn is_listed(list: &[&str], name: &str) -> bool {
+    list.iter().any(|k| if k.ends_with('.') { name.starts_with(k) } else { name == *k })
 }
 
 #[cfg(test)]
@@ -493,6 +591,9 @@ mod tests {
             assert!(broker_def(k).is_some() || is_known_unused(k), "{k}");
         }
         assert!(!is_known_unused("foo.bar"));
+        assert!(is_known_unused("rsm.config.storage.s3.bucket.name"));
+        assert!(is_rsm_config("storage.s3.bucket.name") && is_rsm_config("fetch.chunk.cache.size"));
+        assert!(!is_rsm_config("storage.s3.bucket.nmae") && !is_rsm_config("rsm.config.key.prefix"));
         assert!(!is_known_unused("log.segment.byte"));
     }
 }

@@ -7,6 +7,8 @@
 //!   synonym, else default), [`validate`] for CreateTopics and AlterConfigs,
 //!   [`describe_topic`] for DescribeConfigs.
 //! - [`ConfigEntry`]: what DescribeConfigs reports, with Kafka's source and type ids.
+//! - `remote`: tiered storage (KIP-405's switch, the object store under
+//!   Aiven's plugin names) into [`fjord_tiered::TieredConfig`].
 //!
 //! Names, defaults, validators and synonym priorities follow Kafka 4.x
 //! (`ServerLogConfigs`, `ServerTopicConfigSynonyms`, `LogConfig`, `ConfigHelper`).
@@ -19,6 +21,7 @@ pub mod describe;
 mod kraft;
 mod listener;
 pub mod properties;
+mod remote;
 mod sasl;
 mod ssl;
 pub mod topic;
