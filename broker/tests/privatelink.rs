@@ -61,8 +61,6 @@ fn proxy_port(id: i32) -> u16 {
 /// (the brokers' `server` certificate names `localhost`, the proxy's host).
 trait ProxySettings {
     fn broker_settings(&self, mtls: bool) -> Settings;
-    fn rdkafka(&self, ca: &str, cert: Option<&str>) -> Settings;
-    fn java(&self, ca: &str, cert: Option<&str>) -> String;
 }
 
 impl ProxySettings for Certs {
@@ -80,25 +78,6 @@ impl ProxySettings for Certs {
             s.push(("listener.name.external.ssl.client.auth".into(), "required".into()));
         }
         s
-    }
-
-    /// librdkafka's TLS settings: trust `ca`, and present `cert` if named.
-    fn rdkafka(&self, ca: &str, cert: Option<&str>) -> Settings {
-        let mut s = vec![("ssl.ca.location".to_string(), self.p(&format!("{ca}.pem")))];
-        if let Some(c) = cert {
-            s.push(("ssl.certificate.location".into(), self.p(&format!("{c}.crt"))));
-            s.push(("ssl.key.location".into(), self.p(&format!("{c}.key"))));
-        }
-        s
-    }
-
-    /// A Java client's TLS lines: trust `ca`, and present `cert` if named.
-    fn java(&self, ca: &str, cert: Option<&str>) -> String {
-        let mut text = format!("ssl.truststore.type=PEM\nssl.truststore.location={}\n", self.p(&format!("{ca}.pem")));
-        if let Some(c) = cert {
-            text.push_str(&format!("ssl.keystore.type=PEM\nssl.keystore.location={}\n", self.p(&format!("{c}.pem"))));
-        }
-        text
     }
 }
 

@@ -55,20 +55,12 @@ impl TlsSettings for Certs {
 
     /// librdkafka's settings for SSL, with a client certificate if `cert` names one.
     fn client_props(&self, cert: Option<&str>) -> Vec<(String, String)> {
-        let mut s = vec![("security.protocol".into(), "SSL".into()), ("ssl.ca.location".into(), self.p("ca.pem"))];
-        if let Some(c) = cert {
-            s.push(("ssl.certificate.location".into(), self.p(&format!("{c}.crt"))));
-            s.push(("ssl.key.location".into(), self.p(&format!("{c}.key"))));
-        }
-        s
+        [vec![("security.protocol".into(), "SSL".into())], self.rdkafka("ca", cert)].concat()
     }
 
     /// A Java client's `--command-config` file (PEM trust and key stores).
     fn java_config(&self, cert: Option<&str>) -> PathBuf {
-        let mut text = format!("security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n", self.p("ca.pem"));
-        if let Some(c) = cert {
-            text.push_str(&format!("ssl.keystore.type=PEM\nssl.keystore.location={}\n", self.p(&format!("{c}.pem"))));
-        }
+        let text = format!("security.protocol=SSL\n{}", self.java("ca", cert));
         let path = self.path(&format!("java-{}.properties", cert.unwrap_or("anon")));
         fs::write(&path, text).unwrap();
         path

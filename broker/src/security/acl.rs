@@ -176,7 +176,7 @@ impl AclFilter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn acl(rt: ResourceType, name: &str, pt: PatternType, who: &str, op: AclOperation, perm: AclPermissionType) -> AclBinding {

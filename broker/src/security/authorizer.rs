@@ -168,16 +168,9 @@ mod tests {
     use crate::security::acl::AclPermissionType::{Allow, Deny};
     use crate::security::acl::PatternType::{Literal, Prefixed};
 
+    /// A topic ACL for any host.
     fn acl(name: &str, pt: PatternType, who: &str, op: AclOperation, perm: AclPermissionType) -> AclBinding {
-        AclBinding {
-            resource_type: ResourceType::Topic,
-            resource_name: name.into(),
-            pattern_type: pt,
-            principal: who.into(),
-            host: WILDCARD.into(),
-            operation: op,
-            permission: perm,
-        }
+        crate::security::acl::tests::acl(ResourceType::Topic, name, pt, who, op, perm)
     }
 
     fn may(acls: &[AclBinding], who: &str, op: AclOperation, topic: &str) -> bool {

@@ -47,6 +47,25 @@ impl Certs {
         self.path(name).display().to_string()
     }
 
+    /// librdkafka's TLS settings: trust `ca`, and present `cert` if named.
+    pub fn rdkafka(&self, ca: &str, cert: Option<&str>) -> Vec<(String, String)> {
+        let mut s = vec![("ssl.ca.location".to_string(), self.p(&format!("{ca}.pem")))];
+        if let Some(c) = cert {
+            s.push(("ssl.certificate.location".into(), self.p(&format!("{c}.crt"))));
+            s.push(("ssl.key.location".into(), self.p(&format!("{c}.key"))));
+        }
+        s
+    }
+
+    /// A Java client's TLS lines (PEM stores): trust `ca`, and present `cert` if named.
+    pub fn java(&self, ca: &str, cert: Option<&str>) -> String {
+        let mut text = format!("ssl.truststore.type=PEM\nssl.truststore.location={}\n", self.p(&format!("{ca}.pem")));
+        if let Some(c) = cert {
+            text.push_str(&format!("ssl.keystore.type=PEM\nssl.keystore.location={}\n", self.p(&format!("{c}.pem"))));
+        }
+        text
+    }
+
     fn openssl(&self, args: &[&str]) {
         run_ok(Command::new("openssl").args(args).current_dir(self.dir.path()), None, Duration::from_secs(60));
     }
