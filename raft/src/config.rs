@@ -144,6 +144,12 @@ impl RaftConfig {
             election_timeout_max: self.election_timeout_max_ms,
             install_snapshot_timeout: self.snapshot_timeout_ms,
             max_payload_entries: self.max_payload_entries,
+            // openraft purges the log after every snapshot down to its last
+            // 1,000 entries by default. Here a purge deletes Kafka data, and
+            // only retention (and tiering) may decide that: policy purges
+            // are off, snapshots still happen every 5,000 entries, and
+            // `Group::apply_retention` purges explicitly.
+            max_in_snapshot_log_to_keep: u64::MAX,
             ..Default::default()
         };
         config.validate().map_err(|e| ConfigError::Invalid(e.to_string()))

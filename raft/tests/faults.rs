@@ -57,9 +57,7 @@ fn raft_config() -> RaftConfig {
     c
 }
 
-/// One segment holds everything written: openraft's default snapshot policy
-/// (every 5,000 entries, keep 1,000) purges, and a purge deletes whole sealed
-/// segments only, so every acknowledged batch stays readable for the checks.
+/// One segment holds everything written.
 fn one_segment() -> LogConfig {
     LogConfig { segment_bytes: 64 << 20, preallocate_step_bytes: 1 << 20, retention_ms: None, ..Default::default() }
 }
@@ -653,6 +651,26 @@ async fn a_follower_behind_the_purge_point_installs_a_snapshot_and_replicates_on
     assert_acks_held(&c, follower, &after);
     let checked = c.check(&c.live());
     assert!(checked.from <= first && checked.to >= end.index, "{checked:?}");
+    shutdown(c).await;
+}
+
+/// openraft's default would purge all but the last 1,000 entries after each
+/// snapshot; a purge deletes Kafka data, which only retention may do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_delete_no_data() {
+    let c = Cluster::start(1, small_segments()).await;
+    let raft = c.raft(c.writable_leader(&[1]).await);
+    let acks = write_all(&raft, 0..6000).await;
+    let last = acks.last().unwrap();
+    raft.trigger().snapshot().await.unwrap();
+    raft.wait(Some(WAIT)).metrics(|m| m.snapshot.is_some_and(|s| s.index() >= last.index), "snapshot").await.unwrap();
+    // Give a purge that should not come the time it would take.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (start, segments) = c.group(1).with_log(|log| (log.log_start_offset(), log.segment_count()));
+    assert!(segments > 10, "small segments rolled: {segments}");
+    assert_eq!(start, 0, "nothing was deleted");
+    assert!(raft.metrics().borrow_watched().purged.is_none());
+    assert_acks_held(&c, 1, &acks);
     shutdown(c).await;
 }
 
