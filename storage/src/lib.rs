@@ -22,6 +22,7 @@ mod read;
 pub mod records;
 mod recovery;
 mod retention;
+mod sealed;
 mod segment;
 mod truncate;
 
@@ -30,3 +31,4 @@ pub use error::{BatchError, Result, StorageError};
 pub use flush::{Durable, FlushJob};
 pub use log::{AppendInfo, Log, OpenReport};
 pub use read::{Entry, ReadResult, TimestampOffset};
+pub use sealed::SealedSegment;

@@ -114,7 +114,7 @@ impl Log {
     }
 
     /// Base offset of the segment after sealed segment `i`.
-    fn next_base(&self, i: usize) -> i64 {
+    pub(crate) fn next_base(&self, i: usize) -> i64 {
         self.sealed.get(i + 1).map_or(self.active.base_offset, |s| s.base_offset)
     }
 
