@@ -22,6 +22,8 @@ pub enum StartError {
     Raft(String),
     #[error("cluster metadata: {0}")]
     Metadata(String),
+    #[error("tiered storage: {0}")]
+    Tiered(fjord_tiered::Error),
 }
 
 /// See [`Broker::leader_view`].
@@ -42,6 +44,8 @@ pub struct Broker {
     pub fetch_sessions: crate::handlers::fetch_session::FetchSessions,
     pub groups: Arc<GroupCoordinator>,
     pub cluster: Arc<Cluster>,
+    /// The object store of tiered storage, when `remote.log.storage.system.enable`.
+    pub remote: Option<Arc<fjord_tiered::RemoteStore>>,
 }
 
 impl Broker {
@@ -49,6 +53,10 @@ impl Broker {
     /// and brings the partitions online, before any listener opens.
     pub async fn start(config: BrokerConfig) -> Result<Arc<Self>, StartError> {
         let config = Arc::new(config);
+        let remote = match &config.remote_log_storage {
+            Some(c) => Some(Arc::new(fjord_tiered::RemoteStore::open(c).map_err(StartError::Tiered)?)),
+            None => None,
+        };
         let (data_dir, node, metadata) = open_quorum_member(&config).await?;
         let cluster = Cluster::new(Arc::clone(&config), Arc::clone(&node), Arc::clone(&metadata));
         // Registering first: a broker that is not a voter gets the metadata
@@ -74,7 +82,7 @@ impl Broker {
         let producer_ids = ProducerIds::new(config.node_id);
         let groups = GroupCoordinator::new(Arc::clone(&config), Arc::clone(&partitions), Arc::clone(&metadata));
         tokio::spawn(Arc::clone(&groups).run());
-        Ok(Arc::new(Self { config, node, metadata, partitions, producer_ids, fetch_sessions: Default::default(), groups, cluster }))
+        Ok(Arc::new(Self { config, node, metadata, partitions, producer_ids, fetch_sessions: Default::default(), groups, cluster, remote }))
     }
 
     /// The cluster id, once the metadata log has one.

@@ -107,6 +107,10 @@ async fn run(config: BrokerConfig) -> ExitCode {
     }
     let every = std::time::Duration::from_millis(broker.config.log.retention_check_interval_ms.max(1) as u64);
     tokio::spawn(fjord_broker::maintenance::run(std::sync::Arc::clone(&broker), every));
+    if let Some(store) = &broker.remote {
+        let every = std::time::Duration::from_millis(broker.config.remote_log_manager_task_interval_ms.max(1) as u64);
+        tokio::spawn(fjord_broker::partition::tiering::run(std::sync::Arc::clone(&broker), std::sync::Arc::clone(store), every));
+    }
     stop.wait().await;
     tracing::info!("shutting down");
     broker.shutdown().await;

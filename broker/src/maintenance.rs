@@ -1,7 +1,9 @@
 //! Background upkeep of the hosted partitions, as Kafka's log manager runs
-//! it: retention every `log.retention.check.interval.ms` (done as raft
-//! purges, see `Group::apply_retention`), and forgetting producers idle for
-//! longer than `producer.id.expiration.ms`.
+//! it: retention every `log.retention.check.interval.ms` on every replica
+//! (done as raft purges, see `Group::apply_retention`; for a tiered topic
+//! by `local.retention.*` and only below what is uploaded), and, on
+//! leaders, forgetting producers idle for longer than
+//! `producer.id.expiration.ms`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,15 +21,18 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
     loop {
         tick.tick().await;
         for p in broker.partitions.all() {
-            if !p.is_leader() {
-                continue;
-            }
-            match p.group().apply_retention(Duration::from_secs(30)).await {
+            // A tiered topic's local data goes only once its upload is recorded.
+            let bound =
+                p.config().remote_storage_enable.then(|| p.group().tiered().read().expect("tiered state").upload_end().unwrap_or(i64::MIN));
+            match p.group().apply_retention(bound, Duration::from_secs(30)).await {
                 Ok(Some(point)) => {
                     tracing::info!(topic = %p.topic, partition = p.index, raft_index = point, "retention deleted old segments")
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, "retention: {e}"),
+            }
+            if !p.is_leader() {
+                continue;
             }
             let log_start = p.log_start_offset();
             let mut states = p.group().producer_states().write().expect("producer states");

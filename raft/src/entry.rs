@@ -2,10 +2,12 @@
 //!
 //! - A normal entry is the producer's batch ([`KafkaBatch`]), not decoded, not
 //!   re-encoded.
-//! - A blank or membership entry is a private control batch that takes no
-//!   Kafka offset (`fjord_storage::batch::build_offsetless_control`). Its
-//!   payload starts with [`RAFT_MAGIC`], a version and a kind byte; a
-//!   membership entry follows it with the membership as JSON.
+//! - A blank, membership or tiered entry is a private control batch that
+//!   takes no Kafka offset (`fjord_storage::batch::build_offsetless_control`).
+//!   Its payload starts with [`RAFT_MAGIC`], a version and a kind byte; a
+//!   membership entry follows it with the membership as JSON, a tiered
+//!   entry with its [`TieredOp`] as JSON. Tiered entries are application
+//!   data to openraft (proposed with [`KafkaBatch::tiered`]).
 //!
 //! The term and index live beside the bytes ([`RaftEntry::log_id_parts`]).
 //! The batch's own baseOffset and partitionLeaderEpoch are authoritative only
@@ -22,6 +24,7 @@ use openraft::entry::RaftEntry;
 
 use crate::error::RaftError;
 use crate::receipt::{AppendReceipt, ReceiptSlot};
+use crate::tiered::TieredOp;
 use crate::types::{CommittedLeaderId, LogId, Membership, Payload, epoch_of};
 
 /// First bytes of the payload of every raft-private control batch.
@@ -29,6 +32,7 @@ pub const RAFT_MAGIC: [u8; 4] = *b"FJRF";
 const RAFT_VERSION: u8 = 1;
 const KIND_BLANK: u8 = 0;
 const KIND_MEMBERSHIP: u8 = 1;
+const KIND_TIERED: u8 = 2;
 const RAFT_HEADER_BYTES: usize = RAFT_MAGIC.len() + 2;
 /// Kafka's NO_TIMESTAMP: raft's own batches stay out of time-based roll and retention.
 const NO_TIMESTAMP: i64 = -1;
@@ -51,6 +55,12 @@ impl KafkaBatch {
             return Err(RaftError::ReservedBatch);
         }
         Ok(Self(bytes, ReceiptSlot::default()))
+    }
+
+    /// A tiered-storage record (see `tiered.rs`), proposed like a batch.
+    pub fn tiered(op: &TieredOp) -> Self {
+        let json = serde_json::to_vec(op).expect("a tiered op (numbers, strings and byte arrays) always serializes");
+        Self(Bytes::from(batch::build_offsetless_control(0, NO_TIMESTAMP, &raft_payload(KIND_TIERED, &json))), ReceiptSlot::default())
     }
 
     /// Asks the leader's log store to fill `receipt` when it appends this
@@ -85,11 +95,13 @@ impl fmt::Display for KafkaBatch {
 }
 
 /// What an entry is, as its bytes say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EntryKind {
+    #[default]
     Normal,
     Blank,
     Membership,
+    Tiered,
 }
 
 /// One raft entry. Owned by whoever holds it; cheap to clone (the bytes are
@@ -103,6 +115,7 @@ pub struct Entry {
     kind: EntryKind,
     /// Decoded once, when the entry is made or read.
     membership: Option<Arc<Membership>>,
+    tiered: Option<Arc<TieredOp>>,
     /// The producer's acks=1 receipt, on the leader only.
     receipt: ReceiptSlot,
 }
@@ -115,8 +128,8 @@ impl Entry {
         let h = BatchHeader::parse(&batch)?;
         let term = u64::try_from(h.leader_epoch)
             .map_err(|_| RaftError::CorruptEntry { index, detail: format!("negative leader epoch {}", h.leader_epoch) })?;
-        let (kind, membership) = classify(index, &h, &batch)?;
-        Ok(Self { leader: CommittedLeaderId::new(term), index, batch, kind, membership, receipt: ReceiptSlot::default() })
+        let Classified { kind, membership, tiered } = classify(index, &h, &batch)?;
+        Ok(Self { leader: CommittedLeaderId::new(term), index, batch, kind, membership, tiered, receipt: ReceiptSlot::default() })
     }
 
     /// The acks=1 receipt the producer attached, if this is the leader's copy.
@@ -135,6 +148,11 @@ impl Entry {
 
     pub fn kind(&self) -> EntryKind {
         self.kind
+    }
+
+    /// What a tiered entry records.
+    pub fn tiered(&self) -> Option<&TieredOp> {
+        self.tiered.as_deref()
     }
 
     /// How many Kafka offsets the entry takes (0 for raft's own entries).
@@ -158,9 +176,17 @@ fn raft_payload(kind: u8, body: &[u8]) -> Vec<u8> {
     p
 }
 
-fn classify(index: u64, h: &BatchHeader, batch: &[u8]) -> Result<(EntryKind, Option<Arc<Membership>>), RaftError> {
+/// An entry's kind and its decoded payload.
+#[derive(Default)]
+struct Classified {
+    kind: EntryKind,
+    membership: Option<Arc<Membership>>,
+    tiered: Option<Arc<TieredOp>>,
+}
+
+fn classify(index: u64, h: &BatchHeader, batch: &[u8]) -> Result<Classified, RaftError> {
     if !is_raft_private(h) {
-        return Ok((EntryKind::Normal, None));
+        return Ok(Classified::default());
     }
     let corrupt = |detail: String| RaftError::CorruptEntry { index, detail };
     let end = h.total_bytes().min(batch.len());
@@ -172,10 +198,14 @@ fn classify(index: u64, h: &BatchHeader, batch: &[u8]) -> Result<(EntryKind, Opt
         return Err(corrupt(format!("raft entry version {}", payload[4])));
     }
     match payload[5] {
-        KIND_BLANK => Ok((EntryKind::Blank, None)),
+        KIND_BLANK => Ok(Classified { kind: EntryKind::Blank, ..Classified::default() }),
         KIND_MEMBERSHIP => {
             let m: Membership = serde_json::from_slice(&payload[RAFT_HEADER_BYTES..]).map_err(|e| corrupt(format!("membership: {e}")))?;
-            Ok((EntryKind::Membership, Some(Arc::new(m))))
+            Ok(Classified { kind: EntryKind::Membership, membership: Some(Arc::new(m)), ..Classified::default() })
+        }
+        KIND_TIERED => {
+            let op: TieredOp = serde_json::from_slice(&payload[RAFT_HEADER_BYTES..]).map_err(|e| corrupt(format!("tiered: {e}")))?;
+            Ok(Classified { kind: EntryKind::Tiered, tiered: Some(Arc::new(op)), ..Classified::default() })
         }
         k => Err(corrupt(format!("unknown raft entry kind {k}"))),
     }
@@ -190,22 +220,29 @@ impl RaftEntry for Entry {
         // append; an oversized term is refused there, not here.
         let epoch = epoch_of(log_id.committed_leader_id().term).unwrap_or(0);
         let mut receipt = ReceiptSlot::default();
-        let (batch, kind, membership) = match payload {
+        let (batch, kind, membership, tiered) = match payload {
             EntryPayload::Normal(KafkaBatch(bytes, slot)) => {
                 receipt = slot;
-                (bytes, EntryKind::Normal, None)
+                // Only `KafkaBatch::tiered` makes a private batch of application data.
+                let h = BatchHeader::parse(&bytes).expect("a KafkaBatch was validated when made");
+                if is_raft_private(&h) {
+                    let c = classify(log_id.index(), &h, &bytes).expect("KafkaBatch::tiered makes a well-formed entry");
+                    (bytes, c.kind, None, c.tiered)
+                } else {
+                    (bytes, EntryKind::Normal, None, None)
+                }
             }
             EntryPayload::Blank => {
                 let bytes = batch::build_offsetless_control(epoch, NO_TIMESTAMP, &raft_payload(KIND_BLANK, &[]));
-                (Bytes::from(bytes), EntryKind::Blank, None)
+                (Bytes::from(bytes), EntryKind::Blank, None, None)
             }
             EntryPayload::Membership(m) => {
                 let json = serde_json::to_vec(&m).expect("a membership (sets and maps of ids and nodes) always serializes");
                 let bytes = batch::build_offsetless_control(epoch, NO_TIMESTAMP, &raft_payload(KIND_MEMBERSHIP, &json));
-                (Bytes::from(bytes), EntryKind::Membership, Some(Arc::new(m)))
+                (Bytes::from(bytes), EntryKind::Membership, Some(Arc::new(m)), None)
             }
         };
-        Self { leader: *log_id.committed_leader_id(), index: log_id.index(), batch, kind, membership, receipt }
+        Self { leader: *log_id.committed_leader_id(), index: log_id.index(), batch, kind, membership, tiered, receipt }
     }
 
     fn log_id_parts(&self) -> (&CommittedLeaderId, u64) {
@@ -247,13 +284,14 @@ impl TryFrom<WireEntry> for Entry {
     type Error = RaftError;
     fn try_from(w: WireEntry) -> Result<Self, RaftError> {
         let h = batch::validate(&w.batch)?;
-        let (kind, membership) = classify(w.index, &h, &w.batch)?;
+        let Classified { kind, membership, tiered } = classify(w.index, &h, &w.batch)?;
         Ok(Self {
             leader: CommittedLeaderId::new(w.term),
             index: w.index,
             batch: w.batch,
             kind,
             membership,
+            tiered,
             receipt: ReceiptSlot::default(),
         })
     }
@@ -289,6 +327,27 @@ mod tests {
         assert!(matches!(KafkaBatch::new(Bytes::from(bad)), Err(RaftError::Batch(_))));
         let reserved = Bytes::from(batch::build_offsetless_control(0, -1, b"anything"));
         assert!(matches!(KafkaBatch::new(reserved), Err(RaftError::ReservedBatch)));
+    }
+
+    #[test]
+    fn tiered_entries_are_private_and_round_trip() {
+        use crate::tiered::{RemoteSegmentMeta, TieredOp};
+        let op = TieredOp::Copied(RemoteSegmentMeta {
+            base_offset: 10,
+            next_offset: 20,
+            upload_id: [9; 16],
+            files: vec![],
+            max_timestamp: -1,
+            term: 3,
+        });
+        let e = Entry::new_normal(log_id(3, 7), KafkaBatch::tiered(&op));
+        assert_eq!((e.kind(), e.offset_count(), e.tiered()), (EntryKind::Tiered, 0, Some(&op)));
+        let back = Entry::from_stored(7, e.batch().clone()).unwrap();
+        assert_eq!((back.kind(), back.tiered()), (EntryKind::Tiered, Some(&op)));
+        let wire: Entry = serde_json::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
+        assert_eq!(wire.tiered(), Some(&op));
+        // Nobody else can pass one off as a producer's batch.
+        assert!(matches!(KafkaBatch::new(e.batch().clone()), Err(RaftError::ReservedBatch)));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::log_reader::LogReader;
 use crate::log_store::LogStore;
 use crate::producer_state::SharedProducerStates;
 use crate::state_machine::StateMachine;
+use crate::tiered::SharedTieredState;
 use crate::transport::{Dispatch, NetworkFactory, PeerStats, Transport};
 use crate::types::TypeConfig;
 
@@ -96,6 +97,7 @@ pub struct Group {
     log: LogReader,
     high_watermark: watch::Receiver<i64>,
     producers: SharedProducerStates,
+    tiered: SharedTieredState,
 }
 
 impl Group {
@@ -127,6 +129,11 @@ impl Group {
         &self.producers
     }
 
+    /// Which of the partition's segments are in the object store.
+    pub fn tiered(&self) -> &SharedTieredState {
+        &self.tiered
+    }
+
     /// The high watermark (offset after the last applied batch), to wait on.
     pub fn high_watermark(&self) -> watch::Receiver<i64> {
         self.high_watermark.clone()
@@ -138,10 +145,12 @@ impl Group {
     /// watermark, makes sure a snapshot covers it (a follower that still
     /// needs the prefix installs that instead), and purges through it; the
     /// log store then deletes the same whole segments. Each replica runs it on
-    /// its own log, like Kafka's log cleaner thread. Returns the purge point.
-    pub async fn apply_retention(&self, timeout: std::time::Duration) -> Result<Option<u64>, NodeError> {
+    /// its own log, like Kafka's log cleaner thread. `bound` keeps what lies
+    /// at or above it (tiered storage: what is not uploaded yet). Returns
+    /// the purge point.
+    pub async fn apply_retention(&self, bound: Option<i64>, timeout: std::time::Duration) -> Result<Option<u64>, NodeError> {
         let fail = |detail: String| NodeError::Retention { group: self.id, detail };
-        let hw = *self.high_watermark.borrow();
+        let hw = (*self.high_watermark.borrow()).min(bound.unwrap_or(i64::MAX));
         let Some(point) = self.with_log(|log| log.retention_point_raft(hw)).map_err(|e| fail(e.to_string()))? else {
             return Ok(None);
         };
@@ -334,12 +343,12 @@ impl RaftNode {
             Ok(r) => r.map_err(|source| NodeError::Open { group: id, source })?,
             Err(join) => return Err(NodeError::Start { group: id, detail: join.to_string() }),
         };
-        let (high_watermark, log, producers) = (sm.high_watermark(), store.reader(), sm.producer_states());
+        let (high_watermark, log, producers, tiered) = (sm.high_watermark(), store.reader(), sm.producer_states(), sm.tiered_state());
         let network = NetworkFactory::new(id, self.transport.clone());
         let raft = openraft::Raft::new(self.id, Arc::clone(&self.openraft), network, store, sm)
             .await
             .map_err(|e| NodeError::Start { group: id, detail: e.to_string() })?;
-        let group = Arc::new(Group { id, dir, raft, log, high_watermark, producers });
+        let group = Arc::new(Group { id, dir, raft, log, high_watermark, producers, tiered });
         self.groups.groups.write().expect("group table lock").insert(id, Arc::clone(&group));
         Ok(group)
     }

@@ -34,6 +34,7 @@ use crate::entry::{Entry, EntryKind};
 use crate::error::{RaftError, Result};
 use crate::log_store::{LogStore, Shared, blocking};
 use crate::producer_state::{ProducerBatch, ProducerStates, SharedProducerStates};
+use crate::tiered::{SharedTieredState, TieredState};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// The file that holds the current snapshot, beside the segments.
@@ -69,17 +70,20 @@ struct SnapshotData {
     version: u32,
     state: SmState,
     producers: ProducerStates,
+    /// Absent in snapshots written before tiered storage: nothing is remote.
+    #[serde(default)]
+    tiered: TieredState,
 }
 
 /// A snapshot: its meta and the serialized state.
 pub type SmSnapshot = Snapshot<Vec<u8>>;
 
-fn encode(state: &SmState, producers: &ProducerStates) -> Result<Vec<u8>> {
-    let data = SnapshotData { version: SNAPSHOT_VERSION, state: state.clone(), producers: producers.clone() };
+fn encode(state: &SmState, producers: &ProducerStates, tiered: &TieredState) -> Result<Vec<u8>> {
+    let data = SnapshotData { version: SNAPSHOT_VERSION, state: state.clone(), producers: producers.clone(), tiered: tiered.clone() };
     serde_json::to_vec(&data).map_err(|e| RaftError::Snapshot(e.to_string()))
 }
 
-fn decode(bytes: &[u8]) -> Result<(SmState, ProducerStates)> {
+fn decode(bytes: &[u8]) -> Result<(SmState, ProducerStates, TieredState)> {
     #[derive(serde::Deserialize)]
     struct Version {
         version: u32,
@@ -92,7 +96,7 @@ fn decode(bytes: &[u8]) -> Result<(SmState, ProducerStates)> {
     if d.state.next_raft_index != d.state.last_applied.map_or(0, |l| l.index() + 1) {
         return Err(RaftError::Snapshot(format!("next raft index {} does not follow the last applied entry", d.state.next_raft_index)));
     }
-    Ok((d.state, d.producers))
+    Ok((d.state, d.producers, d.tiered))
 }
 
 fn meta_of(state: &SmState) -> SnapshotMeta {
@@ -111,6 +115,7 @@ struct Persistence {
 pub struct StateMachine {
     state: SmState,
     producers: SharedProducerStates,
+    tiered: SharedTieredState,
     /// `None` for a detached state machine ([`StateMachine::new`]).
     persistence: Option<Persistence>,
     current: Arc<Mutex<Option<SmSnapshot>>>,
@@ -131,6 +136,7 @@ impl StateMachine {
         Self {
             state: SmState::default(),
             producers: SharedProducerStates::default(),
+            tiered: SharedTieredState::default(),
             persistence: None,
             current: Arc::default(),
             high_watermark: watch::Sender::new(0),
@@ -146,11 +152,11 @@ impl StateMachine {
         let persistence = Persistence { shared: Arc::clone(store.shared()), write_lock: Arc::default() };
         let mut sm = Self { persistence: Some(persistence.clone()), ..Self::new() };
         if let Some(bytes) = read_snapshot_file(&persistence.shared.dir)? {
-            let (mut state, producers) = decode(&bytes)?;
+            let (mut state, producers, tiered) = decode(&bytes)?;
             state.log_start_offset = align_log(&mut persistence.shared.write_log(), &state)?;
             let snapshot = SmSnapshot { meta: meta_of(&state), snapshot: bytes };
             tracing::info!(dir = %persistence.shared.dir.display(), last_applied = ?state.last_applied, next_offset = state.next_offset, "restored the partition snapshot");
-            sm.replace(state, producers, snapshot);
+            sm.replace(state, producers, tiered, snapshot);
         }
         Ok(sm)
     }
@@ -172,11 +178,21 @@ impl StateMachine {
         Arc::clone(&self.producers)
     }
 
+    /// Which segments are in the object store, as applied entries say.
+    pub fn tiered_state(&self) -> SharedTieredState {
+        Arc::clone(&self.tiered)
+    }
+
     fn apply_one(&mut self, entry: &Entry) -> Result<Applied> {
         let base_offset = self.state.next_offset;
         match entry.kind() {
             EntryKind::Normal => self.apply_batch(entry)?,
             EntryKind::Blank => {}
+            EntryKind::Tiered => {
+                if let Some(op) = entry.tiered() {
+                    self.tiered.write().expect("tiered state lock").apply(op);
+                }
+            }
             EntryKind::Membership => {
                 if let Some(m) = entry.get_membership() {
                     self.state.membership = StoredMembership::new(Some(entry.log_id()), m);
@@ -207,10 +223,11 @@ impl StateMachine {
     }
 
     /// Replaces the whole state with an installed or restored snapshot.
-    fn replace(&mut self, state: SmState, producers: ProducerStates, snapshot: SmSnapshot) {
+    fn replace(&mut self, state: SmState, producers: ProducerStates, tiered: TieredState, snapshot: SmSnapshot) {
         debug_assert_eq!(snapshot.meta.last_log_id, state.last_applied);
         self.state = state;
         *self.producers.write().expect("producer states lock") = producers;
+        *self.tiered.write().expect("tiered state lock") = tiered;
         self.high_watermark.send_replace(self.state.next_offset);
         *self.current.lock().expect("snapshot lock") = Some(snapshot);
     }
@@ -286,6 +303,7 @@ fn write_snapshot_file(dir: &Path, bytes: &[u8]) -> Result<()> {
 pub struct SnapshotBuilder {
     state: SmState,
     producers: ProducerStates,
+    tiered: TieredState,
     persistence: Option<Persistence>,
     current: Arc<Mutex<Option<SmSnapshot>>>,
 }
@@ -294,7 +312,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> io::Result<SmSnapshot> {
-        let snapshot = SmSnapshot { meta: meta_of(&self.state), snapshot: encode(&self.state, &self.producers)? };
+        let snapshot = SmSnapshot { meta: meta_of(&self.state), snapshot: encode(&self.state, &self.producers, &self.tiered)? };
         let (persistence, current, built) = (self.persistence.clone(), Arc::clone(&self.current), snapshot.clone());
         blocking(move || {
             let _writing = persistence.as_ref().map(|p| p.write_lock.lock().expect("snapshot write lock"));
@@ -342,7 +360,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             state.log_start_offset = p.shared.read_log().log_start_offset();
         }
         let producers = self.producers.read().expect("producer states lock").clone();
-        SnapshotBuilder { state, producers, persistence: self.persistence.clone(), current: Arc::clone(&self.current) }
+        let tiered = self.tiered.read().expect("tiered state lock").clone();
+        SnapshotBuilder { state, producers, tiered, persistence: self.persistence.clone(), current: Arc::clone(&self.current) }
     }
 
     /// Installs a snapshot from the leader (or, on restart, the current one).
@@ -357,7 +376,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// one that holds the snapshot's last entry (it deletes whole segments
     /// through it); the log store takes the next offset from the reset log.
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> io::Result<()> {
-        let (mut state, producers) = decode(&snapshot)?;
+        let (mut state, producers, tiered) = decode(&snapshot)?;
         if state.last_applied != meta.last_log_id || state.membership != meta.last_membership {
             return Err(RaftError::Snapshot("state does not match the snapshot's meta".into()).into());
         }
@@ -373,7 +392,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await?;
         }
         tracing::info!(last_applied = ?state.last_applied, next_offset = state.next_offset, producers = producers.len(), "installed a snapshot");
-        self.replace(state, producers, SmSnapshot { meta: meta.clone(), snapshot });
+        self.replace(state, producers, tiered, SmSnapshot { meta: meta.clone(), snapshot });
         Ok(())
     }
 

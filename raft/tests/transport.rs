@@ -338,7 +338,7 @@ async fn retention_purges_through_raft_on_every_replica() {
     }
     let before: Vec<u64> = groups.iter().map(|g| g.with_log(|l| l.size_bytes())).collect();
     for g in &groups {
-        let point = g.apply_retention(Duration::from_secs(20)).await.unwrap().expect("retention.bytes allows deleting");
+        let point = g.apply_retention(None, Duration::from_secs(20)).await.unwrap().expect("retention.bytes allows deleting");
         g.raft().wait(Some(Duration::from_secs(20))).metrics(|m| m.purged.is_some_and(|p| p.index() >= point), "purged").await.unwrap();
     }
     for (g, before) in groups.iter().zip(before) {

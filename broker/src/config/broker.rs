@@ -263,6 +263,8 @@ pub struct BrokerConfig {
     /// `remote.log.storage.manager.impl.prefix` ([`super::remote`]); `None`:
     /// tiered storage is off.
     pub remote_log_storage: Option<fjord_tiered::TieredConfig>,
+    /// `remote.log.manager.task.interval.ms`: how often leaders tier.
+    pub remote_log_manager_task_interval_ms: i64,
     /// Every setting given, normalized; see [`BrokerConfig::explicit`].
     explicit: Explicit,
 }
@@ -354,6 +356,7 @@ impl BrokerConfig {
             tls_between_nodes,
             authorizer,
             remote_log_storage,
+            remote_log_manager_task_interval_ms: s.long("remote.log.manager.task.interval.ms"),
             explicit: Explicit(explicit),
         };
         config.check_quorum()?;

@@ -301,6 +301,13 @@ pub(crate) const BROKER_DEFS: &[Def] = &[
         "Fjord: host:port the raft transport binds; if not set, an ephemeral port on the first listener's host.",
     ),
     def(
+        "remote.log.manager.task.interval.ms",
+        Long,
+        Some("30000"),
+        Check::AtLeast(1),
+        "Tiered storage: how often each partition leader uploads rolled segments and applies total retention to the remote ones.",
+    ),
+    def(
         "remote.log.manager.task.retry.backoff.max.ms",
         Long,
         Some("30000"),

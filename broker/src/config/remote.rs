@@ -90,11 +90,6 @@ pub fn read(
         return Err(invalid(PREFIX, "", "must not be empty"));
     }
     let rsm = Rsm { explicit, prefix: &prefix };
-    // Honest until the partitions use it (issue 9): the settings are
-    // checked, so a config written now keeps working, but nothing moves.
-    warnings.push(format!(
-        "{ENABLE}=true: the object store settings are checked, but Fjord does not tier segments yet; they stay on local disk"
-    ));
     rsm.check_keys(warnings);
     let backend = match rsm.backend_is_s3()? {
         true => Backend::S3(rsm.s3(warnings)?),
@@ -320,10 +315,6 @@ mod tests {
         let m: BTreeMap<String, String> = p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut warnings = Vec::new();
         let r = read(&m, &[PathBuf::from("/data/a"), PathBuf::from("/data/b")], &mut warnings);
-        if matches!(r, Ok(Some(_))) {
-            assert!(warnings.iter().any(|w| w.contains("does not tier segments yet")), "{warnings:?}");
-        }
-        warnings.retain(|w| !w.contains("does not tier segments yet"));
         (r, warnings)
     }
 
@@ -492,8 +483,7 @@ mod tests {
 
     fn broker(p: &[(&str, &str)]) -> (BrokerConfig, Vec<String>) {
         let pairs: Vec<(String, String)> = p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (c, mut w) = BrokerConfig::from_pairs(&pairs).unwrap_or_else(|e| panic!("{p:?}: {e}"));
-        w.retain(|w| !w.contains("does not tier segments yet"));
+        let (c, w) = BrokerConfig::from_pairs(&pairs).unwrap_or_else(|e| panic!("{p:?}: {e}"));
         (c, w)
     }
 

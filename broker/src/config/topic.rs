@@ -245,7 +245,7 @@ pub(crate) const TOPIC_DEFS: &[TopicDef] = &[
         &[],
         "Delete tiered data when tiered storage is turned off for this topic.",
     ),
-    topic("remote.storage.enable", Boolean, "false", ANY, &[], "Tiered storage for this topic (not supported by Fjord)."),
+    topic("remote.storage.enable", Boolean, "false", ANY, &[], "Tiered storage for this topic: rolled segments go to the object store."),
     topic(
         "retention.bytes",
         Long,
@@ -353,16 +353,21 @@ impl TopicConfigError {
 /// (Incremental)AlterConfigs; settings the topic does not make take Kafka's
 /// defaults for the cross-checks. See [`validate_for`] to use this broker's.
 pub fn validate(overrides: &TopicOverrides) -> Result<(), TopicConfigError> {
-    validate_with(overrides, |d| d.def.default.map(str::to_string))
+    validate_with(overrides, false, |d| d.def.default.map(str::to_string))
 }
 
 /// [`validate`], with settings the topic does not make taken from `broker`
 /// (as Kafka merges `KafkaConfig.extractLogConfigMap` in).
 pub fn validate_for(broker: &BrokerConfig, overrides: &TopicOverrides) -> Result<(), TopicConfigError> {
-    validate_with(overrides, |d| inherited(broker.explicit(), d).or_else(|| d.def.default.map(str::to_string)))
+    let tiered = broker.remote_log_storage.is_some();
+    validate_with(overrides, tiered, |d| inherited(broker.explicit(), d).or_else(|| d.def.default.map(str::to_string)))
 }
 
-fn validate_with(overrides: &TopicOverrides, fallback: impl Fn(&TopicDef) -> Option<String>) -> Result<(), TopicConfigError> {
+fn validate_with(
+    overrides: &TopicOverrides,
+    tiered_storage: bool,
+    fallback: impl Fn(&TopicDef) -> Option<String>,
+) -> Result<(), TopicConfigError> {
     // Kafka checks every name before any value (`LogConfig.validateNames`).
     if let Some(name) = overrides.keys().find(|n| topic_def(n).is_none()) {
         return Err(TopicConfigError::Unknown(name.clone()));
@@ -380,12 +385,15 @@ fn validate_with(overrides: &TopicOverrides, fallback: impl Fn(&TopicDef) -> Opt
         let d = topic_def(name)?;
         parsed.get(name).cloned().or_else(|| fallback(d).and_then(|raw| d.def.parse(&raw).ok()))
     };
-    check_combination(&effective)
+    check_combination(&effective, tiered_storage)
 }
 
-/// Kafka's `LogConfig.validateValues` and, since Fjord has no tiered
-/// storage, `validateRemoteStorageOnlyIfSystemEnabled`.
-fn check_combination(effective: &impl Fn(&str) -> Option<Value>) -> Result<(), TopicConfigError> {
+/// Kafka's `LogConfig.validateValues` and, for topics in tiered storage,
+/// `validateRemoteStorageOnlyIfSystemEnabled`,
+/// `validateNoRemoteStorageForCompactedTopic` and
+/// `validateRemoteStorageRetentionSize`/`Time`. `tiered_storage`:
+/// `remote.log.storage.system.enable`.
+fn check_combination(effective: &impl Fn(&str) -> Option<Value>, tiered_storage: bool) -> Result<(), TopicConfigError> {
     let long = |n: &str| effective(n).and_then(|v| v.as_i64());
     if let (Some(min), Some(max)) = (long("min.compaction.lag.ms"), long("max.compaction.lag.ms"))
         && min > max
@@ -395,11 +403,38 @@ fn check_combination(effective: &impl Fn(&str) -> Option<Value>) -> Result<(), T
             message: format!("conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"),
         });
     }
-    if effective("remote.storage.enable") == Some(Value::Bool(true)) {
-        return Err(TopicConfigError::Invalid {
-            name: "remote.storage.enable".into(),
-            message: "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.".into(),
-        });
+    if effective("remote.storage.enable") != Some(Value::Bool(true)) {
+        return Ok(());
+    }
+    let invalid = |name: &str, message: String| Err(TopicConfigError::Invalid { name: name.into(), message });
+    if !tiered_storage {
+        return invalid(
+            "remote.storage.enable",
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.".into(),
+        );
+    }
+    if let Some(Value::List(policy)) = effective("cleanup.policy")
+        && policy.iter().any(|p| p == "compact")
+    {
+        return invalid("cleanup.policy", "Remote log storage only supported for topics with cleanup.policy=delete".into());
+    }
+    for (total, local) in [("retention.bytes", "local.retention.bytes"), ("retention.ms", "local.retention.ms")] {
+        let (Some(t), Some(l)) = (long(total), long(local)) else { continue };
+        if t <= -1 || l == -2 {
+            continue;
+        }
+        if l == -1 {
+            return invalid(
+                local,
+                format!("Invalid value -1 for configuration {local}: Value must not be -1 as {total} value is set as {t}."),
+            );
+        }
+        if l > t {
+            return invalid(
+                local,
+                format!("Invalid value {l} for configuration {local}: Value must not be more than {total} property value: {t}"),
+            );
+        }
     }
     Ok(())
 }
@@ -654,6 +689,19 @@ impl TopicConfig {
     /// The settings of the partition logs, with Kafka's "never" values
     /// (retention -1, flush `Long.MAX_VALUE`) as `None`. Retention applies
     /// only under the `delete` policy.
+    /// What deletes local data: with tiered storage the `local.retention.*`
+    /// settings (-2: the total ones), else the total `retention.*`. Local
+    /// deletion of a tiered topic also waits for the upload (the caller
+    /// bounds retention by what is uploaded).
+    pub fn local_retention_ms(&self) -> i64 {
+        if self.remote_storage_enable && self.local_retention_ms != -2 { self.local_retention_ms } else { self.retention_ms }
+    }
+
+    /// See [`TopicConfig::local_retention_ms`].
+    pub fn local_retention_bytes(&self) -> i64 {
+        if self.remote_storage_enable && self.local_retention_bytes != -2 { self.local_retention_bytes } else { self.retention_bytes }
+    }
+
     pub fn log_config(&self) -> fjord_storage::LogConfig {
         let never = |v: i64| v == i64::MAX;
         let delete = self.is_delete();
@@ -662,8 +710,8 @@ impl TopicConfig {
             segment_ms: self.max_segment_ms(),
             // Kafka's 0 means an index entry for every batch; the log needs at least 1.
             index_interval_bytes: u64::try_from(self.index_interval_bytes).unwrap_or(0).max(1),
-            retention_ms: (delete && self.retention_ms >= 0).then_some(self.retention_ms),
-            retention_bytes: u64::try_from(self.retention_bytes).ok().filter(|_| delete),
+            retention_ms: (delete && self.local_retention_ms() >= 0).then_some(self.local_retention_ms()),
+            retention_bytes: u64::try_from(self.local_retention_bytes()).ok().filter(|_| delete),
             flush_messages: (!never(self.flush_messages)).then(|| u64::try_from(self.flush_messages).unwrap_or(1).max(1)),
             flush_ms: (!never(self.flush_ms)).then_some(self.flush_ms.max(0)),
             // Kafka's durability unless every message is to be synced
@@ -814,6 +862,7 @@ mod tests {
                 &[("remote.storage.enable", "true")],
                 Some("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."),
             ),
+            (&[("remote.storage.enable", "false"), ("local.retention.ms", "-1")], None),
         ];
         for (pairs, want) in cases {
             let got = validate(&overrides(pairs)).err().map(|e| e.to_string());
@@ -821,6 +870,31 @@ mod tests {
         }
         let err = validate(&overrides(&[("flush.ms", "x")])).unwrap_err();
         assert_eq!(err.name(), "flush.ms");
+    }
+
+    #[test]
+    fn tiered_topics_are_checked_as_kafka_checks_them() {
+        let on = broker(&[("remote.log.storage.system.enable", "true")]);
+        let check = |pairs: &[(&str, &str)]| validate_for(&on, &overrides(pairs)).err().map(|e| e.to_string());
+        assert_eq!(check(&[("remote.storage.enable", "true"), ("local.retention.ms", "1000")]), None);
+        assert_eq!(check(&[("remote.storage.enable", "true"), ("retention.bytes", "100"), ("local.retention.bytes", "-2")]), None);
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("remote.storage.enable", "true"), ("cleanup.policy", "compact")], "only supported for topics with cleanup.policy=delete"),
+            (
+                &[("remote.storage.enable", "true"), ("retention.ms", "1000"), ("local.retention.ms", "2000")],
+                "Invalid value 2000 for configuration local.retention.ms: Value must not be more than retention.ms property value: 1000",
+            ),
+            (
+                &[("remote.storage.enable", "true"), ("retention.bytes", "10"), ("local.retention.bytes", "-1")],
+                "Value must not be -1 as retention.bytes value is set as 10.",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let got = check(pairs).unwrap_or_default();
+            assert!(got.contains(want), "{pairs:?}: {got}");
+        }
+        let off = broker(&[]);
+        assert!(validate_for(&off, &overrides(&[("remote.storage.enable", "true")])).is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fjord_storage::StorageError;
+use fjord_tiered::RemoteStore;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::protocol::StrBytes;
@@ -42,7 +43,7 @@ use crate::Broker;
 use crate::metadata::store::now_ms;
 use crate::metadata::{MetadataImage, TopicId};
 use crate::partition::Partition;
-use crate::partition::epochs;
+use crate::partition::{epochs, remote_read, tiering};
 use crate::protocol::fetch_response::{
     AbortedTransaction, ENCODER_VERSIONS, EpochEndOffset, FetchPartitionParts, FetchResponseParts, FetchTopicParts, LeaderIdAndEpoch,
     NodeEndpoint, encode,
@@ -101,7 +102,7 @@ pub async fn handle(ctx: Arc<RequestContext>, req: FetchRequest) -> Pending {
         .collect();
     let limits = Limits::new(&req, version, ctx.broker.config.fetch_max_bytes);
     Box::pin(async move {
-        let outcomes = poll(&targets, &limits).await;
+        let outcomes = poll(&targets, &limits, ctx.broker.remote.as_deref()).await;
         let parts = respond(&ctx, &limits, session, &targets, outcomes);
         Reply::Frame(encode(ctx.correlation_id, limits.version, &parts))
     })
@@ -255,6 +256,9 @@ struct Outcome {
     records_bytes: usize,
     diverging_epoch: Option<EpochEndOffset>,
     aborted_transactions: Option<Vec<AbortedTransaction>>,
+    /// The offset lies below the local log start, in the object store:
+    /// nothing read yet (see [`poll`]).
+    remote: bool,
 }
 
 impl Outcome {
@@ -270,6 +274,7 @@ impl Outcome {
             records_bytes: 0,
             diverging_epoch: None,
             aborted_transactions: None,
+            remote: false,
         }
     }
 
@@ -285,8 +290,18 @@ impl Outcome {
 }
 
 /// Reads, and if that is not enough yet, waits for more and reads again.
-async fn poll(targets: &[Target], limits: &Limits) -> Vec<Outcome> {
-    let first = read_all(targets, limits);
+/// As Kafka's `ReplicaManager.fetchMessages` with tiered storage: the first
+/// partition whose offset lies in the object store is read from there, the
+/// others that need it answer empty this time, and the answer goes at once.
+async fn poll(targets: &[Target], limits: &Limits, remote: Option<&RemoteStore>) -> Vec<Outcome> {
+    let mut first = read_all(targets, limits);
+    if let Some(i) = first.iter().position(|o| o.remote) {
+        if let Source::Read(Ok(partition)) = &targets[i].source {
+            let template = std::mem::replace(&mut first[i], Outcome::error(ResponseError::UnknownServerError.code()));
+            first[i] = read_remote(remote, partition, &targets[i], limits, template).await;
+        }
+        return first;
+    }
     let bytes: usize = first.iter().map(|o| o.records_bytes).sum();
     let read_failed = targets.iter().zip(&first).any(|(t, o)| t.is_read() && (o.error_code != 0 || o.diverging_epoch.is_some()));
     // Kafka's `fetchMessages`: answer now unless waiting could help.
@@ -364,6 +379,7 @@ fn read_partition(partition: &Partition, t: &Target, budget: usize, min_one_batc
         records_bytes,
         aborted_transactions: (limits.read_committed && diverging_epoch.is_none()).then(Vec::new),
         diverging_epoch,
+        remote: false,
     };
     if t.params.last_fetched_epoch >= 0 {
         match partition.end_offset_for_epoch(t.params.last_fetched_epoch) {
@@ -376,11 +392,40 @@ fn read_partition(partition: &Partition, t: &Target, budget: usize, min_one_batc
             Ok(Some(_)) => {}
         }
     }
+    if fetch_offset >= log_start_offset && fetch_offset < partition.local_log_start_offset() {
+        return Outcome { remote: true, ..ok(Vec::new(), 0, None) };
+    }
     match partition.read(fetch_offset, budget, high_watermark) {
         Ok(read) if within_budget(read.bytes, budget, min_one_batch) => ok(read.slices, read.bytes, None),
         Ok(_) => ok(Vec::new(), 0, None),
         Err(StorageError::OffsetOutOfRange { .. }) => Outcome::error(ResponseError::OffsetOutOfRange.code()),
         Err(e) => storage_failure(partition, &e),
+    }
+}
+
+/// Reads `t`'s offset from the object store: one segment's batches, up to
+/// the partition's budget (the first batch whole). A store that fails
+/// answers KAFKA_STORAGE_ERROR, which consumers retry.
+async fn read_remote(remote: Option<&RemoteStore>, partition: &Partition, t: &Target, limits: &Limits, template: Outcome) -> Outcome {
+    let offset = t.params.fetch_offset;
+    let Some(store) = remote else {
+        tracing::warn!(topic = %partition.topic, partition = partition.index, offset, "fetch: the offset is in tiered storage, which this broker has not enabled");
+        return Outcome::error(ResponseError::KafkaStorageError.code());
+    };
+    let Some(segment) = partition.group().tiered().read().expect("tiered state lock").segment_for(offset).cloned() else {
+        return Outcome::error(ResponseError::OffsetOutOfRange.code());
+    };
+    let budget = (t.params.max_bytes.max(0) as usize).min(limits.max_bytes);
+    let remote_segment = tiering::remote_segment(partition, &segment);
+    let read =
+        remote_read::read(store, &remote_segment, segment.base_offset, segment.next_offset, offset, budget, true, template.high_watermark)
+            .await;
+    match read {
+        Ok(r) => Outcome { records: r.slices, records_bytes: r.bytes, remote: false, ..template },
+        Err(e) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, offset, "fetch from tiered storage failed: {e}");
+            Outcome::error(ResponseError::KafkaStorageError.code())
+        }
     }
 }
 

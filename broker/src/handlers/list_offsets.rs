@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use fjord_storage::TimestampOffset;
+use fjord_tiered::RemoteStore;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
@@ -19,6 +20,7 @@ use crate::Broker;
 use crate::metadata::TopicImage;
 use crate::partition::Partition;
 use crate::partition::epochs::{self, epoch_for_offset, epoch_start_offset};
+use crate::partition::{remote_read, tiering};
 use crate::security::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: RangeInclusive<i16> = 1..=10;
@@ -59,7 +61,7 @@ pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffset
             } else if duplicates.contains(&(t.name.0.clone(), p.partition_index)) {
                 Err(ResponseError::InvalidRequest.code())
             } else {
-                answer_partition(&ctx.broker, topic.map(Arc::as_ref), p, &query)
+                answer_partition(&ctx.broker, topic.map(Arc::as_ref), p, &query).await
             };
             let response = match answer {
                 Ok(found) => found,
@@ -128,7 +130,7 @@ fn spec_supported(timestamp: i64, version: i16) -> bool {
     version >= min_version
 }
 
-fn answer_partition(
+async fn answer_partition(
     broker: &Broker,
     topic: Option<&TopicImage>,
     p: &ListOffsetsPartition,
@@ -138,7 +140,7 @@ fn answer_partition(
         return Err(ResponseError::UnsupportedVersion.code());
     }
     let partition = hosted_partition(broker, topic, p.partition_index).map_err(|e| e.code())?;
-    let found = lookup(&partition, p, query)?;
+    let found = lookup(&partition, p, query, broker.remote.as_deref()).await?;
     let mut response = ListOffsetsPartitionResponse::default();
     if let Some(found) = found {
         response = response.with_timestamp(found.timestamp).with_offset(found.offset);
@@ -152,7 +154,12 @@ fn answer_partition(
 /// `Partition.fetchOffsetForTimestamp` and the gate `ReplicaManager.fetchOffset`
 /// puts after it. `None` is Kafka's "no offset": error NONE, offset and
 /// timestamp -1.
-fn lookup(partition: &Partition, p: &ListOffsetsPartition, query: &Query) -> Result<Option<TimestampOffset>, i16> {
+async fn lookup(
+    partition: &Partition,
+    p: &ListOffsetsPartition,
+    query: &Query,
+    remote: Option<&RemoteStore>,
+) -> Result<Option<TimestampOffset>, i16> {
     let storage_error = |_| ResponseError::KafkaStorageError.code();
     let current = (p.current_leader_epoch != UNKNOWN_EPOCH).then_some(p.current_leader_epoch);
     let leader_epoch = partition.check_leader(current, query.replica_id != DEBUGGING_REPLICA_ID).map_err(epochs::error_code)?;
@@ -176,16 +183,28 @@ fn lookup(partition: &Partition, p: &ListOffsetsPartition, query: &Query) -> Res
     let found = match p.timestamp {
         LATEST_TIMESTAMP => return lagging.map_or(Ok(special(last_fetchable, leader_epoch)), Err),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
-            let (start, epoch) = partition
+            let (local_start, epoch) = partition
                 .group()
                 .with_log(|log| epoch_for_offset(log, log.log_start_offset()).map(|e| (log.log_start_offset(), e)))
                 .map_err(storage_error)?;
-            return Ok(special(start, epoch.unwrap_or(-1)));
+            let start = partition.log_start_offset();
+            return Ok(match p.timestamp {
+                // Below the local log the epoch is the object store's: not looked up.
+                EARLIEST_TIMESTAMP if start != local_start => special(start, -1),
+                _ => special(local_start, epoch.unwrap_or(-1)),
+            });
         }
-        // No tiered storage: Kafka answers offset -1 with epoch -1.
-        LATEST_TIERED_TIMESTAMP => return Ok(special(-1, -1)),
+        // The last offset in the object store; nothing there (or no tiered
+        // storage): Kafka answers offset -1 with epoch -1.
+        LATEST_TIERED_TIMESTAMP => {
+            let end = partition.group().tiered().read().expect("tiered state lock").upload_end();
+            return Ok(special(end.map_or(-1, |e| e - 1), -1));
+        }
         MAX_TIMESTAMP => partition.group().with_log(|log| log.max_timestamp()).map_err(storage_error)?,
-        timestamp => partition.group().with_log(|log| log.offset_for_timestamp(timestamp)).map_err(storage_error)?,
+        timestamp => match remote_offset_for_timestamp(partition, timestamp, remote).await? {
+            Some(found) => Some(found),
+            None => partition.group().with_log(|log| log.offset_for_timestamp(timestamp)).map_err(storage_error)?,
+        },
     };
     debug_assert!(p.timestamp >= 0 || p.timestamp == MAX_TIMESTAMP);
     // A record at or past what clients may read is not revealed.
@@ -193,6 +212,40 @@ fn lookup(partition: &Partition, p: &ListOffsetsPartition, query: &Query) -> Res
         Some(f) if f.offset < last_fetchable => Ok(Some(f)),
         _ => lagging.map_or(Ok(None), Err),
     }
+}
+
+/// Kafka's `RemoteLogManager.findOffsetByTimestamp`: the first record at
+/// or after `timestamp` in the remote segments below the local log, if the
+/// largest timestamp of one of them reaches it.
+async fn remote_offset_for_timestamp(
+    partition: &Partition,
+    timestamp: i64,
+    remote: Option<&RemoteStore>,
+) -> Result<Option<TimestampOffset>, i16> {
+    let Some(store) = remote else { return Ok(None) };
+    let (local_start, start) = (partition.local_log_start_offset(), partition.log_start_offset());
+    let candidates: Vec<_> = partition
+        .group()
+        .tiered()
+        .read()
+        .expect("tiered state lock")
+        .segments()
+        .iter()
+        .filter(|s| s.next_offset > start && s.base_offset < local_start && s.max_timestamp >= timestamp)
+        .cloned()
+        .collect();
+    for segment in candidates {
+        let found = remote_read::offset_for_timestamp(store, &tiering::remote_segment(partition, &segment), segment.base_offset, timestamp)
+            .await
+            .map_err(|e| {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, "list offsets from tiered storage failed: {e}");
+                ResponseError::KafkaStorageError.code()
+            })?;
+        if let Some(f) = found.filter(|f| f.offset >= start) {
+            return Ok(Some(f));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

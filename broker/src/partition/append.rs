@@ -107,7 +107,7 @@ impl Partition {
     /// duplicate) or a later one out of order. Checked once per term, and
     /// again after a proposal of an idempotent batch failed with an unknown
     /// outcome; waits up to `wait` for a leader that is just taking over.
-    async fn ready_to_lead(&self, wait: Duration) -> bool {
+    pub(crate) async fn ready_to_lead(&self, wait: Duration) -> bool {
         let me = self.node_id;
         let (leader, term) = self.with_metrics(|m| (m.current_leader == Some(me), m.current_term));
         if !leader {

@@ -5,11 +5,15 @@
 //! - [`append`]: the produce path: validation, idempotence, proposal, acks.
 //! - [`validate`]: Kafka's checks on a client batch, before anything is written.
 //! - [`sequencer`]: producer sequences of batches proposed but not yet applied.
+//! - [`tiering`]: uploads rolled segments and deletes remote ones (KIP-405's remote log manager).
+//! - [`remote_read`]: Fetch and ListOffsets below the local log start, from the object store.
 
 pub mod append;
 pub mod epochs;
 pub mod manager;
+pub mod remote_read;
 pub mod sequencer;
+pub mod tiering;
 pub mod validate;
 
 use std::sync::{Arc, RwLock};
@@ -161,7 +165,19 @@ impl Partition {
         self.group.high_watermark()
     }
 
+    /// The first offset readers may see, in the object store or on local
+    /// disk (Kafka's `logStartOffset`).
     pub fn log_start_offset(&self) -> i64 {
+        let local = self.local_log_start_offset();
+        let t = self.group.tiered().read().expect("tiered state lock");
+        match t.remote_log_start() {
+            Some(remote) if remote < local => remote,
+            _ => local.max(t.log_start_floor()),
+        }
+    }
+
+    /// The first offset on local disk (Kafka's `localLogStartOffset`).
+    pub fn local_log_start_offset(&self) -> i64 {
         self.group.with_log(|l| l.log_start_offset())
     }
 
