@@ -22,6 +22,7 @@ use tempfile::TempDir;
 pub mod certs;
 pub mod cluster;
 pub mod groups;
+pub mod s3;
 pub mod wire;
 
 const INSTALL: &str = "run `bash scripts/fetch-kafka.sh && bash scripts/install-test-deps.sh`";
