@@ -74,7 +74,7 @@ impl Broker {
                 .await
                 .map_err(|e| StartError::Metadata(e.to_string()))?;
         }
-        let partitions = PartitionManager::new(Arc::clone(&node), Arc::clone(&config), data_dir);
+        let partitions = PartitionManager::new(Arc::clone(&node), Arc::clone(&config), data_dir, remote.clone());
         cluster.set_partitions(Arc::clone(&partitions));
         partitions.reconcile(&metadata.image()).await;
         tokio::spawn(Arc::clone(&partitions).run(metadata.subscribe()));

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::Broker;
 use crate::metadata::store::now_ms;
+use crate::partition::Partition;
 
 /// Kafka's `producer.id.expiration.ms` default: one day.
 const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
@@ -21,16 +22,7 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
     loop {
         tick.tick().await;
         for p in broker.partitions.all() {
-            // A tiered topic's local data goes only once its upload is recorded.
-            let bound =
-                p.config().remote_storage_enable.then(|| p.group().tiered().read().expect("tiered state").upload_end().unwrap_or(i64::MIN));
-            match p.group().apply_retention(bound, Duration::from_secs(30)).await {
-                Ok(Some(point)) => {
-                    tracing::info!(topic = %p.topic, partition = p.index, raft_index = point, "retention deleted old segments")
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, "retention: {e}"),
-            }
+            apply_retention(&p).await;
             if !p.is_leader() {
                 continue;
             }
@@ -39,5 +31,16 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
             states.remove_expired(now_ms(), PRODUCER_ID_EXPIRATION_MS);
             states.remove_below(log_start);
         }
+    }
+}
+
+/// Local retention on one replica. A tiered topic's local data goes only
+/// once its upload is recorded, by `local.retention.*`.
+pub async fn apply_retention(p: &Partition) {
+    let bound = p.config().remote_storage_enable.then(|| p.group().tiered().read().expect("tiered state").upload_end().unwrap_or(i64::MIN));
+    match p.group().apply_retention(bound, Duration::from_secs(30)).await {
+        Ok(Some(point)) => tracing::info!(topic = %p.topic, partition = p.index, raft_index = point, "retention deleted old segments"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, "retention: {e}"),
     }
 }

@@ -364,9 +364,11 @@ fn a_single_node_tiers_to_its_log_dir_by_default() {
     let other_topics: BTreeSet<&str> = objects.keys.iter().map(|k| k.topic_id.as_str()).filter(|t| *t != id).collect();
     assert!(other_topics.is_empty(), "objects under topic ids other than {id}: {other_topics:?}");
 
-    let [earliest, latest, earliest_local, latest_tiered] = offsets_at(&b.bootstrap(), topic, ["-2", "-1", "-4", "-5"]);
+    let [earliest, latest, earliest_local, latest_tiered, since_0] = offsets_at(&b.bootstrap(), topic, ["-2", "-1", "-4", "-5", "0"]);
     let (el, lt) = (earliest_local[&0], latest_tiered[&0]);
     assert_eq!((earliest[&0], latest[&0]), (0, n as i64), "earliest (-2) and latest (-1)");
+    // Found through the remote segment's time index and records.
+    assert_eq!(since_0[&0], 0, "the first record at or after timestamp 0");
     // The local start may move once more (the sealed segment beside the active one).
     let local_now = local_logs(&b.data_dir(), topic, 0);
     assert!(
@@ -385,6 +387,13 @@ fn a_single_node_tiers_to_its_log_dir_by_default() {
         T,
     );
     assert_read("the console consumer from offset 0", &parse_read(&out, '\t'), 0, &want);
+
+    // Deleting the topic deletes its uploads too.
+    run_ok(kafka_tool("kafka-topics").args(["--bootstrap-server", &b.bootstrap(), "--delete", "--topic", topic]), None, T);
+    wait_until("the deleted topic's uploads to go", TIERING, || {
+        let left: Vec<String> = store.list().of(&id, 0).map(|k| format!("{k:?}")).collect();
+        if left.is_empty() { Ok(()) } else { Err(format!("still in the store: {left:?}")) }
+    });
     eprintln!("done in {:?}", started.elapsed());
 }
 

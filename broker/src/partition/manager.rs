@@ -40,12 +40,19 @@ pub struct PartitionManager {
     /// Raft addresses last taken from registrations: only a change is passed
     /// on, so an older registration never overrides a fresher dial-back.
     addresses: std::sync::Mutex<HashMap<i32, String>>,
+    /// Tiered storage's object store: a deleted topic's uploads go with it.
+    remote: Option<Arc<fjord_tiered::RemoteStore>>,
 }
 
 const PARTITION_METADATA: &str = "partition.metadata";
 
 impl PartitionManager {
-    pub fn new(node: Arc<RaftNode>, config: Arc<BrokerConfig>, data_dir: PathBuf) -> Arc<Self> {
+    pub fn new(
+        node: Arc<RaftNode>,
+        config: Arc<BrokerConfig>,
+        data_dir: PathBuf,
+        remote: Option<Arc<fjord_tiered::RemoteStore>>,
+    ) -> Arc<Self> {
         remove_deleted_dirs(&data_dir);
         Arc::new(Self {
             node,
@@ -55,6 +62,7 @@ impl PartitionManager {
             generation: watch::channel(0).0,
             reconcile_lock: tokio::sync::Mutex::new(()),
             addresses: std::sync::Mutex::default(),
+            remote,
         })
     }
 
@@ -111,6 +119,12 @@ impl PartitionManager {
             .collect();
         for p in stale {
             self.remove(&p).await;
+            // Kafka deletes a deleted topic's remote data too; every replica
+            // tries (deleting is idempotent), a reassigned replica does not.
+            let deleted = image.topic(&p.topic).is_none_or(|t| t.id != p.topic_id);
+            if let Some(store) = self.remote.as_ref().filter(|_| deleted) {
+                tokio::spawn(super::tiering::delete_partition(Arc::clone(store), p.topic_id.0, p.index));
+            }
         }
         for topic in image.topics.values() {
             let config = TopicConfig::resolve(&self.config, &topic.configs);

@@ -18,6 +18,9 @@
 //!    local-only data) on the remote segments: a `DeleteStarted` record
 //!    moves the log start, then the objects go.
 //!
+//! Every broker also checks local retention of the tiered partitions it
+//! hosts at this pace, leader or not.
+//!
 //! A failure stops the partition's pass and is logged; the next pass starts
 //! over from what the log records, so an upload is retried with a new
 //! upload id and nothing is recorded twice. Local data is never deleted
@@ -76,6 +79,12 @@ pub async fn run(broker: Arc<Broker>, store: Arc<RemoteStore>, interval: Duratio
                 }
             })
             .await;
+        // Local copies of what was just uploaded need not wait for the next
+        // `log.retention.check.interval.ms` (five minutes by default): every
+        // replica of a tiered topic checks local retention at this pace too.
+        for p in broker.partitions.all().into_iter().filter(|p| p.config().remote_storage_enable) {
+            crate::maintenance::apply_retention(&p).await;
+        }
     }
 }
 
@@ -211,4 +220,28 @@ async fn apply_total_retention(p: &Partition, store: &RemoteStore) -> Result<(),
     record(p, "a deletion", TieredOp::DeleteStarted { segments: keys, log_start_offset }).await?;
     tracing::info!(topic = %p.topic, partition = p.index, segments = n, log_start_offset, "tiered storage: retention deletes remote segments");
     finish_deletions(p, store).await
+}
+
+/// Deletes every upload of a deleted topic's partition, complete or not.
+pub async fn delete_partition(store: Arc<RemoteStore>, topic_id: [u8; 16], partition: i32) {
+    let listed = match (store.list(&topic_id, partition).await, store.list_incomplete(&topic_id, partition).await) {
+        (Ok(mut complete), Ok(incomplete)) => {
+            complete.extend(incomplete);
+            complete
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(partition, "tiered storage: listing a deleted topic's uploads failed, they stay: {e}");
+            return;
+        }
+    };
+    let n = listed.len();
+    for id in listed {
+        if let Err(e) = store.delete_segment(&id).await {
+            tracing::warn!(segment = %id, "tiered storage: deleting a deleted topic's upload failed, it stays: {e}");
+            return;
+        }
+    }
+    if n > 0 {
+        tracing::info!(partition, segments = n, "tiered storage: deleted a deleted topic's uploads");
+    }
 }
