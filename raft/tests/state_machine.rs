@@ -344,3 +344,46 @@ mod suite {
         Suite::test_all(Builder).await.expect("openraft storage suite");
     }
 }
+
+/// Tiered entries apply to the tiered state, take no offset, and the state
+/// lives on in snapshots: a follower that installs one knows what is
+/// remote, and a restart restores it before replaying the log after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiered_entries_build_the_tiered_state_and_outlive_the_log_in_snapshots() {
+    use fjord_raft::tiered::{RemoteFileMeta, RemoteSegmentMeta, TieredOp};
+    let segment = |base: i64, next: i64, id: u8| RemoteSegmentMeta {
+        base_offset: base,
+        next_offset: next,
+        upload_id: [id; 16],
+        files: vec![RemoteFileMeta { ext: "log".into(), bytes: 100 }],
+        max_timestamp: 1_000,
+        term: 2,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = leader(dir.path()).await;
+    let hw = *l.sm.high_watermark().borrow();
+    l.append(vec![data(2, 17, KafkaBatch::tiered(&TieredOp::Copied(segment(0, 10, 1))))]).await;
+    l.apply_through(17).await;
+    assert_eq!(*l.sm.high_watermark().borrow(), hw, "a tiered entry takes no offset");
+    let snap = l.snapshot().await;
+    let tiered = |r: &Replica| r.sm.tiered_state().read().unwrap().clone();
+    assert_eq!(tiered(&l).segments(), &[segment(0, 10, 1)]);
+
+    let op = TieredOp::DeleteStarted { segments: vec![segment(0, 10, 1).key()], log_start_offset: 10 };
+    l.append(vec![data(2, 18, KafkaBatch::tiered(&TieredOp::Copied(segment(10, 20, 2)))), data(2, 19, KafkaBatch::tiered(&op))]).await;
+    l.apply_through(19).await;
+    assert_eq!((tiered(&l).upload_end(), tiered(&l).remote_log_start(), tiered(&l).deleting().len()), (Some(20), Some(10), 1));
+
+    let fdir = tempfile::tempdir().unwrap();
+    let mut f = Replica::open(fdir.path());
+    f.sm.install_snapshot(&snap.meta, snap.snapshot.clone()).await.unwrap();
+    f.store.purge(log_id(2, 17)).await.unwrap();
+    assert_eq!(tiered(&f).segments(), &[segment(0, 10, 1)], "the installed snapshot says what is remote");
+    let after: Vec<Entry> = l.store.reader().try_get_log_entries(18..=19).await.unwrap();
+    f.append(after).await;
+    drop(f);
+    let mut f = Replica::open(fdir.path());
+    assert_eq!(tiered(&f).segments(), &[segment(0, 10, 1)], "restored from the snapshot file");
+    f.apply_through(19).await;
+    assert_eq!(tiered(&f), tiered(&l));
+}
