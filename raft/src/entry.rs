@@ -46,7 +46,7 @@ const NO_TIMESTAMP: i64 = -1;
 /// through [`KafkaBatch::new`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "Bytes", into = "Bytes")]
-pub struct KafkaBatch(Bytes, ReceiptSlot);
+pub struct KafkaBatch(Bytes, ReceiptSlot, Option<Arc<TieredOp>>);
 
 impl KafkaBatch {
     pub fn new(bytes: Bytes) -> Result<Self, RaftError> {
@@ -54,13 +54,14 @@ impl KafkaBatch {
         if is_raft_private(&h) {
             return Err(RaftError::ReservedBatch);
         }
-        Ok(Self(bytes, ReceiptSlot::default()))
+        Ok(Self(bytes, ReceiptSlot::default(), None))
     }
 
     /// A tiered-storage record (see `tiered.rs`), proposed like a batch.
     pub fn tiered(op: &TieredOp) -> Self {
         let json = serde_json::to_vec(op).expect("a tiered op (numbers, strings and byte arrays) always serializes");
-        Self(Bytes::from(batch::build_offsetless_control(0, NO_TIMESTAMP, &raft_payload(KIND_TIERED, &json))), ReceiptSlot::default())
+        let bytes = Bytes::from(batch::build_offsetless_control(0, NO_TIMESTAMP, &raft_payload(KIND_TIERED, &json)));
+        Self(bytes, ReceiptSlot::default(), Some(Arc::new(op.clone())))
     }
 
     /// Asks the leader's log store to fill `receipt` when it appends this
@@ -221,17 +222,12 @@ impl RaftEntry for Entry {
         let epoch = epoch_of(log_id.committed_leader_id().term).unwrap_or(0);
         let mut receipt = ReceiptSlot::default();
         let (batch, kind, membership, tiered) = match payload {
-            EntryPayload::Normal(KafkaBatch(bytes, slot)) => {
+            // Only `KafkaBatch::tiered` makes a private batch of application data.
+            EntryPayload::Normal(KafkaBatch(bytes, slot, None)) => {
                 receipt = slot;
-                // Only `KafkaBatch::tiered` makes a private batch of application data.
-                let h = BatchHeader::parse(&bytes).expect("a KafkaBatch was validated when made");
-                if is_raft_private(&h) {
-                    let c = classify(log_id.index(), &h, &bytes).expect("KafkaBatch::tiered makes a well-formed entry");
-                    (bytes, c.kind, None, c.tiered)
-                } else {
-                    (bytes, EntryKind::Normal, None, None)
-                }
+                (bytes, EntryKind::Normal, None, None)
             }
+            EntryPayload::Normal(KafkaBatch(bytes, _, Some(op))) => (bytes, EntryKind::Tiered, None, Some(op)),
             EntryPayload::Blank => {
                 let bytes = batch::build_offsetless_control(epoch, NO_TIMESTAMP, &raft_payload(KIND_BLANK, &[]));
                 (Bytes::from(bytes), EntryKind::Blank, None, None)
