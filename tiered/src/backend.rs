@@ -54,8 +54,21 @@ fn s3(c: &S3Config) -> Result<AmazonS3Builder> {
         // its own idea of what is transient; a second layer here would
         // multiply the attempts.
         .with_retry(RetryConfig { max_retries: 0, ..RetryConfig::default() });
-    if let Some(region) = &c.region {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    // The SDKs' order: settings, the environment, then the profile's files.
+    let profile = crate::profile::load(env);
+    let env_region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
+    if let Some(region) = c.region.as_ref().or(env_region.as_ref()).or(profile.region.as_ref()) {
         b = b.with_region(region);
+    }
+    if c.credentials.is_none()
+        && env("AWS_ACCESS_KEY_ID").is_none()
+        && let (Some(id), Some(secret)) = (&profile.access_key_id, &profile.secret_access_key)
+    {
+        b = b.with_access_key_id(id).with_secret_access_key(secret);
+        if let Some(token) = &profile.session_token {
+            b = b.with_token(token);
+        }
     }
     // Bucket names with dots break TLS under virtual hosts (the wildcard
     // certificate covers one label), so the AWS SDKs fall back to paths too.

@@ -22,6 +22,7 @@ pub mod config;
 mod error;
 mod layout;
 mod manifest;
+mod profile;
 mod retry;
 pub mod segment;
 mod stats;

@@ -73,6 +73,7 @@ const CHAIN_PROVIDERS: &[&str] = &[
     "software.amazon.awssdk.auth.credentials.WebIdentityTokenFileCredentialsProvider",
     "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider",
     "software.amazon.awssdk.auth.credentials.InstanceProfileCredentialsProvider",
+    "software.amazon.awssdk.auth.credentials.ProfileCredentialsProvider",
 ];
 
 /// `None` when tiered storage is off. `log_dirs` is never empty (checked
@@ -239,7 +240,7 @@ impl Rsm<'_> {
             }
             if !CHAIN_PROVIDERS.contains(&class.as_str()) {
                 warnings.push(format!(
-                    "{}={class}: Fjord takes AWS credentials from the environment, web identity, ECS/EKS or the EC2 instance profile",
+                    "{}={class}: Fjord takes AWS credentials from the environment, the shared credentials file, web identity, ECS/EKS or the EC2 instance profile",
                     self.key(CREDENTIALS_PROVIDER)
                 ));
             }
@@ -459,9 +460,9 @@ mod tests {
         let (r, w) = read_map(&[
             (ENABLE, "true"),
             bucket,
-            ("rsm.config.storage.aws.credentials.provider.class", "software.amazon.awssdk.auth.credentials.ProfileCredentialsProvider"),
+            ("rsm.config.storage.aws.credentials.provider.class", "software.amazon.awssdk.auth.credentials.ProcessCredentialsProvider"),
         ]);
-        assert!(r.is_ok() && w.len() == 1 && w[0].contains("ProfileCredentialsProvider"), "{w:?}");
+        assert!(r.is_ok() && w.len() == 1 && w[0].contains("ProcessCredentialsProvider"), "{w:?}");
         assert!(err(&[bucket, ("rsm.config.storage.aws.credentials.file", "/etc/creds")]).contains("not supported"));
     }
 
