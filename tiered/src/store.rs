@@ -368,6 +368,13 @@ impl RemoteStore {
         Ok(self.list_uploads(topic_id, partition).await?.into_iter().filter(|(_, complete)| !*complete).map(|(id, _)| id).collect())
     }
 
+    /// Every upload of a partition, complete or not, from one listing (what
+    /// a cleanup deletes: [`RemoteStore::list`] and
+    /// [`RemoteStore::list_incomplete`] together).
+    pub async fn list_all(&self, topic_id: &TopicId, partition: i32) -> Result<Vec<SegmentId>> {
+        Ok(self.list_uploads(topic_id, partition).await?.into_iter().map(|(id, _)| id).collect())
+    }
+
     /// Every upload under the partition, sorted, with whether it has a manifest.
     async fn list_uploads(&self, topic_id: &TopicId, partition: i32) -> Result<Vec<(SegmentId, bool)>> {
         if partition < 0 {

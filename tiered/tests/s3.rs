@@ -212,6 +212,9 @@ async fn basics(store: &RemoteStore, dir: &Path) {
     let mut both = vec![id, again];
     both.sort();
     assert_eq!(store.list(&TOPIC, 3).await.unwrap(), both);
+    let mut every = vec![id, half, again];
+    every.sort();
+    assert_eq!(store.list_all(&TOPIC, 3).await.unwrap(), every, "complete and half-finished uploads, one listing");
 
     store.delete_segment(&id).await.unwrap();
     assert_eq!(store.list(&TOPIC, 3).await.unwrap(), [again]);
@@ -221,6 +224,7 @@ async fn basics(store: &RemoteStore, dir: &Path) {
     store.delete_segment(&again).await.unwrap();
     assert!(store.list(&TOPIC, 3).await.unwrap().is_empty());
     assert!(store.list_incomplete(&TOPIC, 3).await.unwrap().is_empty());
+    assert!(store.list_all(&TOPIC, 3).await.unwrap().is_empty());
 
     let s = store.stats().snapshot();
     let total: u64 = files.iter().map(|(_, p)| std::fs::metadata(p).unwrap().len()).sum();

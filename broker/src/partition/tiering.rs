@@ -129,8 +129,7 @@ async fn record(p: &Partition, what: &'static str, op: TieredOp) -> Result<(), T
 }
 
 async fn delete_orphans(p: &Partition, store: &RemoteStore) -> Result<(), TieringError> {
-    let mut found = store.list(&p.topic_id.0, p.index).await.map_err(TieringError::List)?;
-    found.extend(store.list_incomplete(&p.topic_id.0, p.index).await.map_err(TieringError::List)?);
+    let found = store.list_all(&p.topic_id.0, p.index).await.map_err(TieringError::List)?;
     let known: Vec<SegmentRef> = {
         let t = p.group().tiered().read().expect("tiered state lock");
         t.segments().iter().chain(t.deleting()).map(RemoteSegmentMeta::key).collect()
@@ -184,7 +183,8 @@ async fn upload_rolled(p: &Partition, store: &RemoteStore) -> Result<(), Tiering
 }
 
 /// The oldest remote segments `retention.ms` and `retention.bytes` delete.
-fn expired(p: &Partition, segments: &[RemoteSegmentMeta], now_ms: i64) -> usize {
+/// `upload_end`: the tiered state's, where local-only data begins.
+fn expired(p: &Partition, segments: &[RemoteSegmentMeta], upload_end: i64, now_ms: i64) -> usize {
     let config = p.config();
     let mut n = 0;
     if config.retention_ms >= 0 {
@@ -194,7 +194,6 @@ fn expired(p: &Partition, segments: &[RemoteSegmentMeta], now_ms: i64) -> usize 
         }
     }
     if config.retention_bytes >= 0 {
-        let upload_end = segments.iter().map(|s| s.next_offset).max().unwrap_or(i64::MIN);
         let local_only = p.group().with_log(|l| l.bytes_from(upload_end));
         let mut total = (segments.iter().map(RemoteSegmentMeta::log_bytes).sum::<u64>() + local_only) as i64;
         let mut by_size = 0;
@@ -209,8 +208,11 @@ fn expired(p: &Partition, segments: &[RemoteSegmentMeta], now_ms: i64) -> usize 
 }
 
 async fn apply_total_retention(p: &Partition, store: &RemoteStore) -> Result<(), TieringError> {
-    let segments = p.group().tiered().read().expect("tiered state lock").segments().to_vec();
-    let n = expired(p, &segments, now_ms());
+    let (segments, upload_end) = {
+        let t = p.group().tiered().read().expect("tiered state lock");
+        (t.segments().to_vec(), t.upload_end().unwrap_or(i64::MIN))
+    };
+    let n = expired(p, &segments, upload_end, now_ms());
     if n == 0 {
         return Ok(());
     }
@@ -224,12 +226,9 @@ async fn apply_total_retention(p: &Partition, store: &RemoteStore) -> Result<(),
 
 /// Deletes every upload of a deleted topic's partition, complete or not.
 pub async fn delete_partition(store: Arc<RemoteStore>, topic_id: [u8; 16], partition: i32) {
-    let listed = match (store.list(&topic_id, partition).await, store.list_incomplete(&topic_id, partition).await) {
-        (Ok(mut complete), Ok(incomplete)) => {
-            complete.extend(incomplete);
-            complete
-        }
-        (Err(e), _) | (_, Err(e)) => {
+    let listed = match store.list_all(&topic_id, partition).await {
+        Ok(listed) => listed,
+        Err(e) => {
             tracing::warn!(partition, "tiered storage: listing a deleted topic's uploads failed, they stay: {e}");
             return;
         }
