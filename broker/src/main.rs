@@ -2,6 +2,7 @@
 //!
 //! `fjord start [--config server.properties] [--override key=value]...`
 //! `fjord dev-cluster --brokers N [--racks az1,az2,az3] [--base-port 9092] ...`
+//! `fjord bench --bootstrap-server HOST:PORT [--partitions N] [--acks all] ...`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     },
     /// Run a local cluster: N `fjord start` processes on 127.0.0.1, consecutive ports, racks round robin.
     DevCluster(DevClusterArgs),
+    /// Load-test any Kafka-compatible broker: throughput, publish and end-to-end latency, JSON and PNG plots.
+    Bench(fjord_client::bench::BenchArgs),
 }
 
 fn parse_override(s: &str) -> Result<(String, String), String> {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     let (config, overrides) = match cli.command {
         Command::Start { config, overrides } => (config, overrides),
         Command::DevCluster(args) => return fjord_broker::dev_cluster::run(args),
+        Command::Bench(args) => return fjord_client::bench::run(args),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,openraft::raft::responder=error"));
