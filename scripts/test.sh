@@ -27,6 +27,11 @@ cargo test --workspace --release --all-targets 2>&1 | tee target/test.log
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
-# The request decoder under libFuzzer for a bounded minute (cargo-fuzz, see
+# The request decoder under libFuzzer for a bounded 30 s (cargo-fuzz, see
 # scripts/fuzz.sh); a crash fails the run with the input printed.
-bash scripts/fuzz.sh 60
+bash scripts/fuzz.sh 30
+
+# The side-by-side benchmark against Apache Kafka, tiny and bounded, so it
+# cannot rot: every step must run and every figure must be there. No speed is
+# asserted (benches/compare/README.md).
+bash benches/compare/run.sh --smoke
