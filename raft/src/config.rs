@@ -10,6 +10,14 @@
 
 use std::time::Duration;
 
+/// The least derived stall timeout (see [`RaftConfig::stall_timeout`]), for
+/// short election timeouts (tests use 600 ms). What TCP recovers on its own
+/// must not count: a segment lost three times on a LAN is back after
+/// 0.2 + 0.4 + 0.8 s of retransmission timeouts. Nor a busy machine: on a
+/// loaded 2-core CI runner a task can wait hundreds of milliseconds for a
+/// thread, and a follower's answer for an fsync as long.
+pub const MIN_DERIVED_STALL_MS: u64 = 2_000;
+
 /// Why a setting was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -56,6 +64,12 @@ pub struct RaftConfig {
     /// `raft.connection.setup.timeout.ms`: connect plus handshake (Kafka's
     /// `socket.connection.setup.timeout.ms`).
     pub connection_setup_timeout_ms: u64,
+    /// `raft.transport.stall.timeout.ms`: a connection on which the peer owes
+    /// an answer and has not been heard from for this long is dropped and
+    /// redialled, and a dial unanswered this long is made afresh (see
+    /// `transport::liveness`). 0, the default: derived from the election
+    /// timeout, see [`RaftConfig::stall_timeout`].
+    pub stall_timeout_ms: u64,
     /// `raft.snapshot.timeout.ms`: sending and installing one snapshot.
     pub snapshot_timeout_ms: u64,
     /// `raft.max.payload.entries`: entries in one AppendEntries at most.
@@ -75,6 +89,7 @@ impl Default for RaftConfig {
             reconnect_backoff_ms: 50,
             reconnect_backoff_max_ms: 1000,
             connection_setup_timeout_ms: 10_000,
+            stall_timeout_ms: 0,
             snapshot_timeout_ms: 30_000,
             max_payload_entries: 300,
         }
@@ -97,6 +112,7 @@ impl RaftConfig {
             "raft.reconnect.backoff.ms" => self.reconnect_backoff_ms = n,
             "raft.reconnect.backoff.max.ms" => self.reconnect_backoff_max_ms = n,
             "raft.connection.setup.timeout.ms" => self.connection_setup_timeout_ms = n,
+            "raft.transport.stall.timeout.ms" => self.stall_timeout_ms = n,
             "raft.snapshot.timeout.ms" => self.snapshot_timeout_ms = n,
             "raft.max.payload.entries" => self.max_payload_entries = n,
             _ => return Err(ConfigError::Unknown(name.into())),
@@ -131,6 +147,11 @@ impl RaftConfig {
         if self.reconnect_backoff_ms == 0 || self.reconnect_backoff_max_ms < self.reconnect_backoff_ms {
             return bad("raft.reconnect.backoff.ms must be positive and at most raft.reconnect.backoff.max.ms");
         }
+        // A healthy peer answers a heartbeat within an interval (plus two
+        // lingers): a shorter deadline would drop connections that are fine.
+        if self.stall_timeout_ms != 0 && self.stall_timeout_ms < 2 * self.heartbeat_interval_ms {
+            return bad("raft.transport.stall.timeout.ms must be 0 (derived) or at least 2 x raft.heartbeat.interval.ms");
+        }
         Ok(())
     }
 
@@ -162,6 +183,27 @@ impl RaftConfig {
     pub fn connection_setup_timeout(&self) -> Duration {
         Duration::from_millis(self.connection_setup_timeout_ms)
     }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// How long a peer that owes an answer may stay silent before its
+    /// connection counts as stalled: `raft.transport.stall.timeout.ms`, or
+    /// by default the election timeout, at least [`MIN_DERIVED_STALL_MS`].
+    ///
+    /// The election timeout because a peer silent that long has lost every
+    /// group it shares with us to an election anyway, so holding on to the
+    /// connection buys nothing, while replacing one costs little (a dial, and
+    /// the calls in flight fail as unreachable and are retried). It is at
+    /// least 3 heartbeat intervals (`validate`), and on a healthy link
+    /// answers to heartbeats arrive every interval.
+    pub fn stall_timeout(&self) -> Duration {
+        match self.stall_timeout_ms {
+            0 => Duration::from_millis(self.election_timeout_ms.max(MIN_DERIVED_STALL_MS)),
+            ms => Duration::from_millis(ms),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +223,15 @@ mod tests {
         assert!(c.validate().is_err(), "linger above 10% of the heartbeat");
         let c = RaftConfig { election_timeout_ms: 1000, ..RaftConfig::default() };
         assert!(c.validate().is_err(), "election timeout below 3 heartbeats");
+        assert_eq!(RaftConfig::default().stall_timeout(), Duration::from_millis(2500), "the election timeout");
+        let fast = RaftConfig { heartbeat_interval_ms: 100, election_timeout_ms: 600, election_timeout_max_ms: 1200, linger_ms: 5, ..c };
+        assert_eq!(fast.stall_timeout(), Duration::from_millis(MIN_DERIVED_STALL_MS), "at least the floor");
+        let mut set = fast.clone();
+        set.set("raft.transport.stall.timeout.ms", "150").unwrap();
+        assert!(set.validate().is_err(), "below 2 heartbeat intervals");
+        set.set("raft.transport.stall.timeout.ms", "700").unwrap();
+        set.validate().unwrap();
+        assert_eq!(set.stall_timeout(), Duration::from_millis(700));
         let o = RaftConfig::default().openraft().unwrap();
         assert_eq!((o.heartbeat_interval, o.election_timeout_min, o.election_timeout_max), (500, 2500, 5000));
     }

@@ -7,6 +7,8 @@
 //! - [`peer`]: one remote node: its connection, queue, coalescing, counters.
 //! - [`server`]: the listener and the fan-out of inbound requests.
 //! - [`network`]: openraft's `RaftNetworkFactory`/`RaftNetworkV2` over peers.
+//! - [`liveness`]: telling a stalled connection (a link that drops packets
+//!   without a reset) from a slow one, so that it is replaced in seconds.
 //! - [`stream`]: plain TCP or TLS under a connection.
 //!
 //! One connection, both ways: the node with the lower id dials, the other
@@ -19,10 +21,13 @@
 //! manager task per peer; [`Transport::shutdown`] ends them.
 
 pub mod frame;
+pub mod liveness;
 pub mod network;
 pub mod peer;
 pub mod server;
 pub mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

@@ -5,8 +5,9 @@
 //! id and keeps it for its lifetime; every group's network client holds an
 //! `Arc` to it. One manager task per peer owns the connection: it dials (this
 //! node has the lower id) or takes the connection the listener accepted
-//! (higher id), and runs a writer and a reader on it until it fails. Any task
-//! may enqueue; only the writer dequeues.
+//! (higher id), and runs a writer, a reader and a watchdog on it until it
+//! fails or stalls (see [`super::liveness`]). Any task may enqueue; only the
+//! writer dequeues.
 //!
 //! Coalescing: heartbeats, votes and their answers *linger* up to
 //! `raft.transport.linger.ms` for company, so that the groups' randomly
@@ -26,6 +27,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::frame::{self, Frame, FrameError, Header, Kind, Message, Rpc};
+use super::liveness::{self, Heard, HeardReader, HeardWriter};
 use super::server::{self, Dispatch};
 use super::stream::{self, Stream, TransportTls};
 use crate::config::RaftConfig;
@@ -63,6 +65,9 @@ pub struct PeerStats {
     pub bytes_received: u64,
     /// Connections established (a reconnect adds one).
     pub connections: u64,
+    /// Connections dropped as stalled: the peer silent while owing an
+    /// answer, or asking us to dial while we heard nothing on ours.
+    pub stalls: u64,
 }
 
 #[derive(Default)]
@@ -74,6 +79,7 @@ struct Counters {
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
     connections: AtomicU64,
+    stalls: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: usize) {
@@ -99,6 +105,9 @@ struct State {
     /// When the oldest lingering message was queued.
     oldest_lingering: Option<Instant>,
     pending: HashMap<u64, Pending>,
+    /// Since when the peer has owed a prompt answer without an envelope
+    /// from it; `None` once one came with nothing pending. See [`super::liveness`].
+    owed_since: Option<Instant>,
 }
 
 /// See the module doc.
@@ -122,6 +131,8 @@ pub struct Peer {
     /// Bytes of requests from the peer we are still serving.
     inbound: Arc<Semaphore>,
     counters: Counters,
+    /// When the peer was last heard from, on the current connection.
+    heard: Heard,
     /// Connections the listener accepted from this peer (when it dials us).
     accepted: mpsc::Sender<Stream>,
     /// TLS between nodes, if configured: every connection, both ways.
@@ -153,6 +164,7 @@ impl Peer {
             outbound_control: Arc::new(Semaphore::new(budget)),
             inbound: Arc::new(Semaphore::new(budget)),
             counters: Counters::default(),
+            heard: Heard::new(),
             accepted,
             config,
             tls,
@@ -202,6 +214,7 @@ impl Peer {
             bytes_sent: g(&c.bytes_sent),
             bytes_received: g(&c.bytes_received),
             connections: g(&c.connections),
+            stalls: g(&c.stalls),
         }
     }
 
@@ -235,16 +248,17 @@ impl Peer {
         };
         let (tx, rx) = oneshot::channel();
         self.enqueue(msg, urgency, None, Some((request_id, Pending { rpc, reply: tx, _permit: permit })))?;
-        match tokio::time::timeout_at(deadline, rx).await {
+        let mut forget = Forget { peer: self, request_id, armed: true };
+        let answer = tokio::time::timeout_at(deadline, rx).await;
+        // Answered or failed: the reader or the disconnect took it out of `pending` already.
+        forget.armed = answer.is_err();
+        match answer {
             Ok(Ok(m)) if m.header.kind == Kind::Failure => {
                 Err(CallError::Remote(self.remote, String::from_utf8_lossy(&m.body).into_owned()))
             }
             Ok(Ok(m)) => Ok(m.body),
             Ok(Err(_)) => Err(CallError::Unreachable(self.remote, "connection lost before the answer")),
-            Err(_) => {
-                self.lock().pending.remove(&request_id);
-                Err(CallError::Timeout(self.remote))
-            }
+            Err(_) => Err(CallError::Timeout(self.remote)),
         }
     }
 
@@ -260,6 +274,9 @@ impl Peer {
             return Err(CallError::Unreachable(self.remote, "not connected"));
         }
         if let Some((id, p)) = pending {
+            if s.owed_since.is_none() && liveness::answered_promptly(p.rpc) {
+                s.owed_since = Some(Instant::now());
+            }
             let old = s.pending.insert(id, p);
             debug_assert!(old.is_none(), "request ids are unique per peer");
         }
@@ -303,21 +320,54 @@ impl Peer {
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
     {
+        self.heard.stamp();
         let generation = {
             let mut s = self.lock();
             s.generation += 1;
             s.connected = true;
+            s.owed_since = None;
             s.generation
         };
         add(&self.counters.connections, 1);
         tracing::info!(local = self.local, remote = self.remote, generation, "raft transport connected");
         let _guard = Disconnect { peer: self, generation };
+        let (r, w) = (HeardReader::new(r, &self.heard), HeardWriter::new(w, &self.heard));
+        // Biased: woken at once by data and by the watchdog's timer (after
+        // the process stood still, say), the reader reads what waits in the
+        // socket before the watchdog judges the silence.
         let result = tokio::select! {
-            r = self.write_loop(w, generation) => r,
+            biased;
             r = self.read_loop(BufReader::with_capacity(64 << 10, r), generation, dispatch) => r,
+            r = self.write_loop(w, generation) => r,
+            silent = self.watch() => {
+                add(&self.counters.stalls, 1);
+                tracing::warn!(
+                    local = self.local, remote = self.remote, generation,
+                    "raft transport connection stalled: nothing heard for {silent:?} with answers owed; dropping it"
+                );
+                Ok(())
+            }
         };
         if let Err(e) = result {
             tracing::warn!(local = self.local, remote = self.remote, "raft transport connection closed: {e}");
+        }
+    }
+
+    /// Returns, with how long the peer was silent, once the current
+    /// connection is stalled: the peer owes an answer and has not been heard
+    /// from for `raft.transport.stall.timeout.ms`. See [`super::liveness`].
+    async fn watch(&self) -> Duration {
+        let stall = self.config.stall_timeout();
+        loop {
+            let now = Instant::now();
+            let owed_since = self.lock().owed_since;
+            let next = match liveness::silence(owed_since, self.heard.last(now), now) {
+                Some(silent) if silent >= stall => return silent,
+                Some(silent) => now + (stall - silent),
+                // Anything owed from now on is due a whole timeout later.
+                None => now + stall,
+            };
+            tokio::time::sleep_until(next).await;
         }
     }
 
@@ -384,6 +434,12 @@ impl Peer {
                     Kind::Response(_) | Kind::Failure => self.answer(m)?,
                 }
             }
+            let mut s = self.lock();
+            if s.pending.is_empty() {
+                // Nothing waits for an answer: the peer owes nothing (the
+                // answers to requests given up on may never come).
+                s.owed_since = None;
+            }
         }
     }
 
@@ -392,8 +448,17 @@ impl Peer {
     async fn serve(self: &Arc<Self>, rpc: Rpc, m: Message, generation: u64, dispatch: &Arc<dyn Dispatch>) -> Result<(), FrameError> {
         let request = server::decode_request(rpc, &m.body)?;
         let permits = (frame::MESSAGE_HEADER_BYTES + m.body.len()).min(self.config.max_inflight_bytes) as u32;
-        // Waiting here stops the reader: TCP pushes back on the peer.
-        let permit = Arc::clone(&self.inbound).acquire_many_owned(permits).await.map_err(|_| FrameError::Unexpected("open budget"))?;
+        // Waiting here stops the reader: TCP pushes back on the peer. What
+        // the peer sends meanwhile waits unread, which is not its silence.
+        let permit = match Arc::clone(&self.inbound).try_acquire_many_owned(permits) {
+            Ok(p) => p,
+            Err(_) => {
+                self.heard.pause();
+                let p = Arc::clone(&self.inbound).acquire_many_owned(permits).await;
+                self.heard.stamp();
+                p.map_err(|_| FrameError::Unexpected("open budget"))?
+            }
+        };
         let (peer, dispatch, header) = (Arc::clone(self), Arc::clone(dispatch), m.header);
         tokio::spawn(async move {
             let urgency = request.urgency();
@@ -418,20 +483,26 @@ impl Peer {
     }
 
     /// Dials the peer until the transport stops: backoff doubling from
-    /// `raft.reconnect.backoff.ms` to `.max.ms`, reset by a connection.
+    /// `raft.reconnect.backoff.ms` to `.max.ms`, reset by a connection. The
+    /// peer asking us to dial (a dial-back) cuts the backoff short, starts a
+    /// fresh dial in place of one in progress, and may replace the
+    /// connection we hold (see [`Peer::abandoned_by_peer`]).
     pub(crate) async fn dial_loop(self: Arc<Self>, dispatch: Arc<dyn Dispatch>) {
         debug_assert!(self.dials());
         let mut backoff = self.config.reconnect_backoff_ms;
         loop {
             let addr = self.addr.lock().expect("addr lock").clone();
             if let Some(addr) = addr {
-                match tokio::time::timeout(self.config.connection_setup_timeout(), self.connect(&addr)).await {
-                    Ok(Ok(stream)) => {
+                match self.dial(&addr).await {
+                    Some(Ok(stream)) => {
                         backoff = self.config.reconnect_backoff_ms;
-                        self.run_connection(stream, Arc::clone(&dispatch)).await;
+                        tokio::select! {
+                            _ = self.run_connection(stream, Arc::clone(&dispatch)) => {}
+                            _ = self.abandoned_by_peer() => {}
+                        }
                     }
-                    Ok(Err(e)) => tracing::debug!(local = self.local, remote = self.remote, "raft transport dial {addr}: {e}"),
-                    Err(_) => tracing::debug!(local = self.local, remote = self.remote, "raft transport dial {addr}: timed out"),
+                    Some(Err(e)) => tracing::debug!(local = self.local, remote = self.remote, "raft transport dial {addr}: {e}"),
+                    None => continue,
                 }
             }
             tokio::select! {
@@ -442,20 +513,70 @@ impl Peer {
         }
     }
 
+    /// One dial, connect and handshake; `None` if the peer asked us to dial
+    /// while this one has been pending for a heartbeat interval: the peer
+    /// reached us, so the link works, and a new dial beats one that may wait
+    /// for a lost SYN to be resent. A younger dial goes on (the ask crossed
+    /// it; a healthy dial takes milliseconds).
+    async fn dial(&self, addr: &str) -> Option<Result<Stream, String>> {
+        let started = Instant::now();
+        let attempt = tokio::time::timeout(self.config.connection_setup_timeout(), self.connect(addr));
+        tokio::pin!(attempt);
+        loop {
+            tokio::select! {
+                dialled = &mut attempt => return Some(match dialled {
+                    Ok(connected) => connected.map_err(|e| e.to_string()),
+                    Err(_) => Err("timed out".to_string()),
+                }),
+                _ = self.connect_now.notified() => {
+                    if started.elapsed() >= self.config.heartbeat_interval() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Returns once the peer, asking us to dial while we hold a connection,
+    /// shows that it no longer has that one: it asks only when it has none
+    /// (it dropped ours as stalled, or lost it to an error whose reset never
+    /// reached us). A connection heard from within a heartbeat interval is
+    /// kept: the ask crossed it on the way, made before it was accepted.
+    async fn abandoned_by_peer(&self) {
+        loop {
+            self.connect_now.notified().await;
+            let now = Instant::now();
+            let quiet = now.saturating_duration_since(self.heard.last(now));
+            if quiet >= self.config.heartbeat_interval() {
+                add(&self.counters.stalls, 1);
+                tracing::warn!(
+                    local = self.local,
+                    remote = self.remote,
+                    "raft transport: the peer asks for a connection while ours has been silent for {quiet:?}; replacing it"
+                );
+                return;
+            }
+        }
+    }
+
     async fn connect(&self, addr: &str) -> Result<Stream, FrameError> {
-        let mut stream = stream::connect(self.tls.as_ref(), addr).await?;
+        let mut stream = stream::connect(self.tls.as_ref(), addr, self.config.stall_timeout()).await?;
         frame::write_hello(&mut stream, self.local).await?;
         let remote = frame::read_hello(&mut stream).await?;
         if remote != self.remote {
             // The address now belongs to another node: never mix their groups.
             return Err(FrameError::Body { what: "hello", detail: format!("{addr} is node {remote}, not {}", self.remote) });
         }
+        // Heard, on this connection: a dial-back that crossed the dial must
+        // not judge it by the silence of the one before.
+        self.heard.stamp();
         Ok(stream)
     }
 
     /// Serves connections the listener accepted from this peer; a newer one
-    /// replaces the current (the peer restarted or redialled). When a call
-    /// finds no connection, asks the peer to dial, with the same backoff as dialling.
+    /// replaces the current (the peer restarted, redialled, or dropped ours
+    /// as stalled). When a call finds no connection, asks the peer to dial,
+    /// with the same backoff as dialling.
     pub(crate) async fn accept_loop(self: Arc<Self>, mut accepted: mpsc::Receiver<Stream>, dispatch: Arc<dyn Dispatch>) {
         debug_assert!(!self.dials());
         let mut backoff = self.config.reconnect_backoff_ms;
@@ -463,13 +584,18 @@ impl Peer {
             let stream = tokio::select! {
                 s = accepted.recv() => s,
                 _ = self.connect_now.notified() => {
-                    self.ask_to_dial().await;
-                    // Take the connection if it comes, but ask again only after the backoff.
-                    let sleep = tokio::time::sleep(Duration::from_millis(backoff));
+                    // Take the connection if it comes, even while the ask is
+                    // under way (it may wait on a dead link), but ask again
+                    // only after the backoff.
+                    let (me, wait) = (&self, Duration::from_millis(backoff));
+                    let ask = async move {
+                        me.ask_to_dial().await;
+                        tokio::time::sleep(wait).await;
+                    };
                     backoff = (backoff * 2).min(self.config.reconnect_backoff_max_ms);
                     tokio::select! {
                         s = accepted.recv() => s,
-                        _ = sleep => continue,
+                        _ = ask => continue,
                     }
                 }
             };
@@ -491,7 +617,7 @@ impl Peer {
     async fn ask_to_dial(&self) {
         let Some(addr) = self.addr.lock().expect("addr lock").clone() else { return };
         let ask = async {
-            let mut s = stream::connect(self.tls.as_ref(), &addr).await?;
+            let mut s = stream::connect(self.tls.as_ref(), &addr, self.config.stall_timeout()).await?;
             frame::write_dial_back(&mut s, self.local, &self.advertised).await?;
             s.shutdown().await
         };
@@ -523,6 +649,23 @@ fn take_batch(s: &mut State, max_bytes: usize) -> Vec<Bytes> {
     out
 }
 
+/// Takes a request out of `pending` when its caller stops waiting before the
+/// answer (a timeout, or the call's future dropped), so that `pending` holds
+/// only requests someone waits for: the stall watchdog counts on it.
+struct Forget<'a> {
+    peer: &'a Peer,
+    request_id: u64,
+    armed: bool,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.peer.lock().pending.remove(&self.request_id);
+        }
+    }
+}
+
 /// Fails what waits on a connection when it ends, however it ends.
 struct Disconnect<'a> {
     peer: &'a Peer,
@@ -534,6 +677,7 @@ impl Drop for Disconnect<'_> {
         let mut s = self.peer.lock();
         if s.generation == self.generation {
             s.connected = false;
+            s.owed_since = None;
             // Dropping the reply senders wakes every caller with "connection lost".
             s.pending.clear();
             s.lingering.clear();

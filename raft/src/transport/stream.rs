@@ -11,6 +11,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -38,9 +39,14 @@ pub enum Stream {
 }
 
 /// Dials `addr` (`host:port`, `[v6]:port`) and, with `tls`, runs the TLS
-/// handshake checking the peer's certificate against `host`.
-pub(crate) async fn connect(tls: Option<&TransportTls>, addr: &str) -> io::Result<Stream> {
-    let tcp = TcpStream::connect(addr).await?;
+/// handshake checking the peer's certificate against `host`. The TCP
+/// connect alone is given up after `syn_timeout`: a SYN lost to a dead link
+/// is resent by the kernel only after 1, 3, 7 s ..., so once the link is
+/// back a fresh dial gets through sooner than the one still waiting.
+pub(crate) async fn connect(tls: Option<&TransportTls>, addr: &str, syn_timeout: Duration) -> io::Result<Stream> {
+    let tcp = tokio::time::timeout(syn_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("no answer to the connect in {syn_timeout:?}")))??;
     let _ = tcp.set_nodelay(true);
     let Some(tls) = tls else { return Ok(Stream::Plain(tcp)) };
     let name = server_name(addr)?;
