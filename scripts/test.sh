@@ -34,4 +34,4 @@ bash scripts/fuzz.sh 30
 # The side-by-side benchmark against Apache Kafka, tiny and bounded, so it
 # cannot rot: every step must run and every figure must be there. No speed is
 # asserted (benches/compare/README.md).
-bash benches/compare/run.sh --smoke
+FJORD_BIN=target/release/fjord bash benches/compare/run.sh --smoke

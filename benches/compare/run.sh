@@ -24,9 +24,18 @@ for arg in "$@"; do
   esac
 done
 
-command -v cargo >/dev/null || { say "cargo is missing (Rust 1.95 via rustup)"; exit 1; }
-say "building fjord (release)"
-cargo build --release --bin fjord >&2
+# FJORD_BIN names a fjord binary built already (scripts/test.sh passes the one
+# `cargo test --release` built: a plain `cargo build` resolves features without
+# the tests' dev-dependencies and would rebuild much of the tree).
+fjord_args=()
+if [ -n "${FJORD_BIN:-}" ]; then
+  [ -x "$FJORD_BIN" ] || { say "FJORD_BIN=$FJORD_BIN is not an executable"; exit 1; }
+  fjord_args=(--fjord "$(cd "$(dirname "$FJORD_BIN")" && pwd)/$(basename "$FJORD_BIN")")
+else
+  command -v cargo >/dev/null || { say "cargo is missing (Rust 1.95 via rustup)"; exit 1; }
+  say "building fjord (release)"
+  cargo build --release --bin fjord >&2
+fi
 
 # Kafka 4.4's broker and tool jars (idempotent: a no-op when .cache/kafka-libs has this version).
 bash scripts/fetch-kafka.sh >&2
@@ -47,4 +56,4 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.installed" 2>/dev/null)" != "
   echo "$want" > "$venv/.installed"
 fi
 
-exec "$venv/bin/python" benches/compare/compare.py "$@"
+exec "$venv/bin/python" benches/compare/compare.py "${fjord_args[@]}" "$@"
