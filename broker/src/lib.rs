@@ -17,6 +17,7 @@ pub mod group;
 pub mod handlers;
 pub mod maintenance;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod protocol;

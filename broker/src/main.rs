@@ -6,10 +6,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use fjord_broker::config::BrokerConfig;
+use fjord_broker::config::observability::{LogFormat, Observability};
 use fjord_broker::dev_cluster::DevClusterArgs;
+use fjord_broker::metrics::http::{self, Endpoint};
 use fjord_broker::{Broker, server};
 
 #[derive(Parser)]
@@ -50,9 +53,6 @@ fn main() -> ExitCode {
         Command::DevCluster(args) => return fjord_broker::dev_cluster::run(args),
         Command::Bench(args) => return fjord_client::bench::run(args),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,openraft::raft::responder=error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let (config, warnings) = match BrokerConfig::load(config.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -60,6 +60,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = init_logs(&config.observability) {
+        eprintln!("fjord: config error: {e}");
+        return ExitCode::from(2);
+    }
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -73,6 +77,29 @@ fn main() -> ExitCode {
     runtime.block_on(run(config))
 }
 
+/// Log lines on stderr, as text or JSON, filtered by `RUST_LOG` or `tracing.level`.
+fn init_logs(o: &Observability) -> Result<(), String> {
+    let filter = o.log_filter();
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| format!("log filter {filter:?}: {e}"))?;
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match o.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
+    Ok(())
+}
+
+/// Binds `metrics.listener`, if set, and serves it; the probe comes once the node has started.
+async fn start_metrics(config: &BrokerConfig) -> Result<Arc<Endpoint>, String> {
+    let endpoint = Arc::new(Endpoint::default());
+    if let Some(addr) = config.observability.metrics_listener {
+        let listener = http::bind(addr).await.map_err(|e| format!("metrics.listener on {addr}: {e}"))?;
+        tracing::info!("metrics on http://{addr}/metrics, readiness on /ready");
+        tokio::spawn(http::serve(listener, Arc::clone(&endpoint)));
+    }
+    Ok(endpoint)
+}
+
 async fn run(config: BrokerConfig) -> ExitCode {
     // Signal handlers before the ports: once a port is bound a supervisor may
     // see it accept and send SIGTERM, which must mean a clean stop even while
@@ -84,8 +111,15 @@ async fn run(config: BrokerConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let endpoint = match start_metrics(&config).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("fjord: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if !config.is_broker() {
-        return run_controller(config, stop).await;
+        return run_controller(config, stop, endpoint).await;
     }
     // Listeners first: a port in use is reported before any data is touched.
     let bound = match server::bind(&config).await {
@@ -107,13 +141,14 @@ async fn run(config: BrokerConfig) -> ExitCode {
     let dirs: Vec<String> = broker.config.log_dirs.iter().map(|d| d.display().to_string()).collect();
     tracing::info!(node = broker.config.node_id, cluster = %broker.cluster_id(), "fjord started: listening on {}, data in {}", listening.join(", "), dirs.join(","));
     for b in bound {
-        tokio::spawn(server::serve(std::sync::Arc::clone(&broker), b));
+        tokio::spawn(server::serve(Arc::clone(&broker), b));
     }
+    endpoint.set_probe(Arc::new(http::BrokerProbe(Arc::clone(&broker))));
     let every = std::time::Duration::from_millis(broker.config.log.retention_check_interval_ms.max(1) as u64);
-    tokio::spawn(fjord_broker::maintenance::run(std::sync::Arc::clone(&broker), every));
+    tokio::spawn(fjord_broker::maintenance::run(Arc::clone(&broker), every));
     if let Some(store) = &broker.remote {
         let every = std::time::Duration::from_millis(broker.config.remote_log_manager_task_interval_ms.max(1) as u64);
-        tokio::spawn(fjord_broker::partition::tiering::run(std::sync::Arc::clone(&broker), std::sync::Arc::clone(store), every));
+        tokio::spawn(fjord_broker::partition::tiering::run(Arc::clone(&broker), Arc::clone(store), every));
     }
     stop.wait().await;
     tracing::info!("shutting down");
@@ -122,7 +157,7 @@ async fn run(config: BrokerConfig) -> ExitCode {
 }
 
 /// A controller-only node: the metadata quorum on its CONTROLLER listener.
-async fn run_controller(config: BrokerConfig, stop: StopSignals) -> ExitCode {
+async fn run_controller(config: BrokerConfig, stop: StopSignals, endpoint: Arc<Endpoint>) -> ExitCode {
     let controller = match fjord_broker::controller::Controller::start(config).await {
         Ok(c) => c,
         Err(e) => {
@@ -130,6 +165,7 @@ async fn run_controller(config: BrokerConfig, stop: StopSignals) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    endpoint.set_probe(Arc::new(http::ControllerProbe(Arc::clone(&controller.cluster))));
     let config = &controller.cluster.config;
     let dirs: Vec<String> = config.log_dirs.iter().map(|d| d.display().to_string()).collect();
     tracing::info!(

@@ -14,9 +14,11 @@
 //! - [`tiered`]: which segments are in the object store, as the log records it.
 //! - [`transport`]: one connection per broker pair, coalesced envelopes.
 //! - [`registry`]: the groups a broker hosts, keyed by (topic id, partition).
+//! - [`elections`]: leader changes as one node sees them: log lines and counters.
 //! - [`config`]: raft timings and transport limits, Kafka-style names.
 
 pub mod config;
+pub mod elections;
 pub mod entry;
 pub mod error;
 mod flusher;

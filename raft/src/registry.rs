@@ -20,6 +20,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use tokio::sync::watch;
 
 use crate::config::{ConfigError, RaftConfig};
+use crate::elections::ElectionStats;
 use crate::error::RaftError;
 use crate::log_reader::LogReader;
 use crate::log_store::LogStore;
@@ -208,6 +209,7 @@ pub struct RaftNode {
     openraft: Arc<openraft::Config>,
     transport: Transport,
     groups: Arc<GroupTable>,
+    elections: Arc<ElectionStats>,
     /// Serialises creation and removal, so a group is opened once.
     changes: tokio::sync::Mutex<()>,
 }
@@ -247,7 +249,15 @@ impl RaftNode {
         let transport = Transport::bind(id, listen, advertised, Arc::new(config), dispatch, tls)
             .await
             .map_err(|source| NodeError::Listen { addr: listen, source })?;
-        Ok(Self { id, data_dir: data_dir.into(), openraft, transport, groups, changes: tokio::sync::Mutex::new(()) })
+        Ok(Self {
+            id,
+            data_dir: data_dir.into(),
+            openraft,
+            transport,
+            groups,
+            elections: Arc::default(),
+            changes: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn id(&self) -> u64 {
@@ -301,6 +311,11 @@ impl RaftNode {
         self.transport.stats()
     }
 
+    /// Elections and leader changes across this node's groups.
+    pub fn election_stats(&self) -> &ElectionStats {
+        &self.elections
+    }
+
     pub fn group(&self, id: GroupId) -> Option<Arc<Group>> {
         self.groups.get(&id)
     }
@@ -348,6 +363,7 @@ impl RaftNode {
         let raft = openraft::Raft::new(self.id, Arc::clone(&self.openraft), network, store, sm)
             .await
             .map_err(|e| NodeError::Start { group: id, detail: e.to_string() })?;
+        crate::elections::watch(&raft, id, dir_name.to_string(), Arc::clone(&self.elections));
         let group = Arc::new(Group { id, dir, raft, log, high_watermark, producers, tiered });
         self.groups.groups.write().expect("group table lock").insert(id, Arc::clone(&group));
         Ok(group)

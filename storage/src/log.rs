@@ -224,12 +224,21 @@ impl Log {
         if self.active.tail.next_offset == self.active.base_offset {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let (next_offset, next_raft) = (self.active.tail.next_offset, self.active.tail.next_raft);
         let fresh = Segment::create(&self.dir, next_offset, next_raft, &self.config)?;
         let mut old = std::mem::replace(&mut self.active, fresh);
         self.active_created_ms = self.clock.now_ms();
         old.seal()?;
-        tracing::debug!(dir = %self.dir.display(), base_offset = old.base_offset, bytes = old.len(), "rolled segment");
+        // Kafka logs each roll at INFO ("Rolled new log segment at offset …").
+        tracing::info!(
+            dir = %self.dir.display(),
+            sealed_base_offset = old.base_offset,
+            sealed_bytes = old.len(),
+            new_base_offset = next_offset,
+            took_us = started.elapsed().as_micros() as u64,
+            "rolled segment"
+        );
         self.flush_rolled(old.flush_parts(0, true));
         let slot = Slot { base_offset: old.base_offset, bytes: old.len(), base_raft: OnceLock::from(old.base_raft) };
         self.sealed.push(slot);

@@ -265,6 +265,8 @@ pub struct BrokerConfig {
     pub remote_log_storage: Option<fjord_tiered::TieredConfig>,
     /// `remote.log.manager.task.interval.ms`: how often leaders tier.
     pub remote_log_manager_task_interval_ms: i64,
+    /// `metrics.listener`, `tracing.format`, `tracing.level`.
+    pub observability: super::observability::Observability,
     /// Every setting given, normalized; see [`BrokerConfig::explicit`].
     explicit: Explicit,
 }
@@ -357,6 +359,7 @@ impl BrokerConfig {
             authorizer,
             remote_log_storage,
             remote_log_manager_task_interval_ms: s.long("remote.log.manager.task.interval.ms"),
+            observability: observability(&s)?,
             explicit: Explicit(explicit),
         };
         config.check_quorum()?;
@@ -698,6 +701,23 @@ fn host_port(key: &str, text: &str) -> Result<String, ConfigError> {
 }
 
 /// A bind address: an IP and port, or a host name that resolves.
+fn observability(s: &Settings) -> Result<super::observability::Observability, ConfigError> {
+    use super::observability::{LogFormat, Observability};
+    const KEY: &str = "metrics.listener";
+    let metrics_listener = match s.text(KEY).filter(|v| !v.trim().is_empty()) {
+        // An empty host binds every interface, as a listener's does.
+        Some(v) if v.trim().starts_with(':') => Some(socket_addr(KEY, &format!("0.0.0.0{}", v.trim()))?),
+        Some(v) => Some(socket_addr(KEY, v.trim())?),
+        None => None,
+    };
+    let log_format = if s.text("tracing.format").as_deref() == Some("json") { LogFormat::Json } else { LogFormat::Text };
+    let log_level = s.text("tracing.level").filter(|v| !v.trim().is_empty());
+    if let Some(level) = &log_level {
+        tracing_subscriber::EnvFilter::try_new(level).map_err(|e| invalid("tracing.level", level, e.to_string()))?;
+    }
+    Ok(Observability { metrics_listener, log_format, log_level })
+}
+
 fn socket_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);

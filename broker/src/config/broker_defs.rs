@@ -256,6 +256,14 @@ pub(crate) const BROKER_DEFS: &[Def] = &[
         Check::AtLeast(0),
         "Default for the topic config max.message.bytes: the largest record batch accepted.",
     ),
+    def(
+        "metrics.listener",
+        Str,
+        None,
+        Check::None,
+        "Fjord: host:port of the HTTP endpoint with Prometheus metrics (GET /metrics) and readiness (GET /ready); unset: none. \
+         Amazon MSK's open monitoring uses port 11001.",
+    ),
     def("min.insync.replicas", Int, Some("1"), Check::AtLeast(1), "Default for the topic config min.insync.replicas."),
     def("node.id", Int, Some("1"), Check::None, "This node's id (alias broker.id)."),
     def("num.partitions", Int, Some("1"), Check::AtLeast(1), "Partition count of topics created without one."),
@@ -350,6 +358,20 @@ pub(crate) const BROKER_DEFS: &[Def] = &[
         "A follower that has not caught up with the leader's log end for this long leaves the ISR.",
     ),
     def("socket.request.max.bytes", Int, Some("104857600"), Check::AtLeast(1), "The largest request frame accepted."),
+    def(
+        "tracing.format",
+        Str,
+        Some("text"),
+        Check::OneOf(&["text", "json"]),
+        "Fjord: log lines on stderr as text, or as one JSON object per line.",
+    ),
+    def(
+        "tracing.level",
+        Str,
+        None,
+        Check::None,
+        "Fjord: which log lines to write, as RUST_LOG takes it (info, debug, fjord_raft=debug,info …); RUST_LOG wins.",
+    ),
     def(
         "unclean.leader.election.enable",
         Boolean,

@@ -20,6 +20,7 @@ mod def;
 pub mod describe;
 mod kraft;
 mod listener;
+pub mod observability;
 pub mod properties;
 mod remote;
 mod sasl;

@@ -82,6 +82,7 @@ pub async fn handle(ctx: Arc<RequestContext>, req: FetchRequest) -> Pending {
     };
     let (session, keyed) = match context {
         FetchContext::Error(code) => {
+            crate::metrics::metrics().request_error("Fetch", code);
             let parts = FetchResponseParts { error_code: code, ..FetchResponseParts::default() };
             return ready(Reply::Frame(encode(ctx.correlation_id, version, &parts)));
         }
@@ -506,6 +507,7 @@ fn respond(ctx: &RequestContext, limits: &Limits, session: Session, targets: &[T
                 IncrementalAnswer::Respond(keep) => (session_id, keep),
                 IncrementalAnswer::EpochMoved => {
                     let error_code = ResponseError::InvalidFetchSessionEpoch.code();
+                    crate::metrics::metrics().request_error("Fetch", error_code);
                     return FetchResponseParts { error_code, session_id, ..FetchResponseParts::default() };
                 }
             }
@@ -540,6 +542,13 @@ fn partition_parts(
     let mut outcome = if zstd { Outcome::error(ResponseError::UnsupportedCompressionType.code()) } else { outcome };
     if outcome.error_code == ResponseError::KafkaStorageError.code() && limits.version <= LAST_STORAGE_ERROR_DOWNCONVERT_VERSION {
         outcome.error_code = ResponseError::NotLeaderOrFollower.code();
+    }
+    if outcome.error_code != 0 {
+        crate::metrics::metrics().request_error("Fetch", outcome.error_code);
+    } else if let Some(p) = t.hosted()
+        && !outcome.records.is_empty()
+    {
+        p.counters.fetched(&outcome.records);
     }
     let redirect = [ResponseError::NotLeaderOrFollower.code(), ResponseError::FencedLeaderEpoch.code()].contains(&outcome.error_code);
     let current_leader = if limits.version >= FIRST_CURRENT_LEADER_VERSION && redirect { current_leader(ctx, t, endpoints) } else { None };

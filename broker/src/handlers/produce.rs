@@ -95,7 +95,10 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
                 }
             }))
             .await;
-            any_error |= parts.iter().any(|p| p.error_code != 0);
+            for p in parts.iter().filter(|p| p.error_code != 0) {
+                any_error = true;
+                crate::metrics::metrics().request_error("Produce", p.error_code);
+            }
             responses.push(TopicProduceResponse::default().with_name(name).with_topic_id(id).with_partition_responses(parts));
         }
         match acks {

@@ -82,6 +82,7 @@ pub fn handle(ctx: Arc<RequestContext>, req: SaslAuthenticateRequest) -> Pending
             };
             // Kafka logs failed logins at INFO, with the peer; never a password.
             tracing::info!(peer = %ctx.peer, listener = %ctx.listener, %mechanism, "Failed authentication: {detail}");
+            crate::metrics::metrics().failed_authentication(&ctx.listener);
             *state = SaslState { failed: true, ..SaslState::default() };
             SaslAuthenticateResponse::default()
                 .with_error_code(ResponseError::SaslAuthenticationFailed.code())

@@ -171,6 +171,8 @@ impl Partition {
             batch = batch.with_receipt(Arc::clone(r));
         }
         let (responder, rx) = ProgressResponder::complete_only();
+        let (batch_bytes, batch_records) = (batch.bytes().len() as u64, crate::metrics::batch_records(batch.bytes()));
+        let proposed = std::time::Instant::now();
         let submitted = self.group.raft().client_write_ff(batch, Some(responder)).await;
         if let Err(e) = submitted {
             if let Some((pid, token, outcome)) = tracked {
@@ -180,13 +182,22 @@ impl Partition {
             return Err(AppendError::Failed(e.to_string()));
         }
         drop(sequencer);
+        // Kafka's BytesInPerSec and MessagesInPerSec count at the leader's append.
+        self.counters.bytes_in.inc_by(batch_bytes);
+        self.counters.messages_in.inc_by(batch_records);
+        let committed = move |r: Result<i64, AppendError>| {
+            if r.is_ok() {
+                crate::metrics::metrics().raft_commit_latency.observe(proposed.elapsed().as_secs_f64());
+            }
+            r
+        };
         let done: Pin<Box<dyn Future<Output = Result<i64, AppendError>> + Send>> = match tracked {
-            None => Box::pin(async move { write_outcome(rx.await) }),
+            None => Box::pin(async move { committed(write_outcome(rx.await)) }),
             Some((pid, token, outcome)) => {
                 let me = Arc::clone(self);
                 let mut watch_rx = outcome.subscribe();
                 tokio::spawn(async move {
-                    let r = write_outcome(rx.await);
+                    let r = committed(write_outcome(rx.await));
                     if r.is_err() {
                         // The batch may be in the log all the same (raft did
                         // not say it is not): the producer's retry must wait

@@ -46,6 +46,8 @@ pub struct Partition {
     /// The term in which this leader has applied its whole inherited log
     /// (see `append::ready_to_lead`); 0 before.
     ready_term: std::sync::atomic::AtomicU64,
+    /// Its topic's traffic counters, resolved once (the produce and fetch paths count into them).
+    pub(crate) counters: crate::metrics::TopicCounters,
 }
 
 /// When each follower last caught up with the leader's log end, for the
@@ -61,7 +63,6 @@ struct IsrTracker {
 impl Partition {
     pub(crate) fn new(topic: String, topic_id: TopicId, index: i32, node_id: u64, group: Arc<Group>, config: TopicConfig) -> Self {
         Self {
-            topic,
             topic_id,
             index,
             node_id,
@@ -70,6 +71,8 @@ impl Partition {
             sequencer: tokio::sync::Mutex::new(sequencer::Sequencer::default()),
             isr: std::sync::Mutex::new(IsrTracker::default()),
             ready_term: std::sync::atomic::AtomicU64::new(0),
+            counters: crate::metrics::metrics().topic(&topic),
+            topic,
         }
     }
 
@@ -153,6 +156,30 @@ impl Partition {
             isr,
             voters: voters.iter().map(|v| *v as i32).collect(),
         })
+    }
+
+    /// For `/metrics`: the in-sync replicas (as [`Self::leader_report`]
+    /// counts them, without taking a sample) and the voters; `None` unless
+    /// this replica leads.
+    pub fn in_sync_replicas(&self, lag_max: std::time::Duration) -> Option<(usize, usize)> {
+        let metrics = self.group.raft().metrics();
+        let m = metrics.borrow_watched();
+        if m.current_leader != Some(self.node_id) {
+            return None;
+        }
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        let t = self.isr.lock().expect("isr lock");
+        let now = std::time::Instant::now();
+        let in_sync = if t.term != m.current_term {
+            // No sample in this term yet: a new leader counts every voter in sync.
+            voters.len()
+        } else {
+            voters
+                .iter()
+                .filter(|v| **v == self.node_id || t.caught_up_at.get(v).is_some_and(|at| now.duration_since(*at) <= lag_max))
+                .count()
+        };
+        Some((in_sync, voters.len()))
     }
 
     /// The offset after the last committed record.

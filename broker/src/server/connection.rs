@@ -19,6 +19,7 @@ use super::tls::{self, Tls};
 use crate::Broker;
 use crate::config::SecurityProtocol;
 use crate::handlers::{Pending, Reply, RequestContext, dispatch};
+use crate::metrics::{RequestTimer, metrics};
 use crate::protocol::frame::{FrameError, parse_request, read_frame};
 use crate::protocol::vectored::write_all_vectored;
 use crate::security::KafkaPrincipal;
@@ -40,10 +41,12 @@ pub async fn run_tls(broker: Arc<Broker>, listener: Arc<str>, tls: Tls, socket: 
     let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(socket)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
+            metrics().failed_authentication(&listener);
             tracing::info!(%peer, %listener, "TLS handshake failed: {e}");
             return;
         }
         Err(_) => {
+            metrics().failed_authentication(&listener);
             tracing::info!(%peer, %listener, "TLS handshake did not finish within {TLS_HANDSHAKE_TIMEOUT:?}");
             return;
         }
@@ -55,6 +58,7 @@ pub async fn run_tls(broker: Arc<Broker>, listener: Arc<str>, tls: Tls, socket: 
     let principal = match tls::principal(&tls.settings, certificates) {
         Ok(p) => p,
         Err(why) => {
+            metrics().failed_authentication(&listener);
             tracing::info!(%peer, %listener, "TLS client refused: {why}");
             return;
         }
@@ -77,17 +81,18 @@ where
     let (mut reader, mut writer) = tokio::io::split(socket);
     let max_bytes = broker.config.socket_request_max_bytes;
     let queued = broker.config.queued_max_requests.clamp(1, MAX_QUEUED_PER_CONNECTION);
-    let (tx, mut rx) = mpsc::channel::<Pending>(queued);
+    let (tx, mut rx) = mpsc::channel::<(Pending, RequestTimer)>(queued);
     let write_task = tokio::spawn(async move {
-        while let Some(pending) = rx.recv().await {
+        while let Some((pending, timer)) = rx.recv().await {
             match pending.await {
                 Reply::Frame(chunks) => {
                     if let Err(e) = write_all_vectored(&mut writer, &chunks).await {
                         tracing::debug!(%peer, "write: {e}");
                         return;
                     }
+                    timer.finish();
                 }
-                Reply::Nothing => {}
+                Reply::Nothing => timer.finish(),
                 Reply::Close(why) => {
                     tracing::debug!(%peer, "closing: {why}");
                     // The read half keeps the socket open: say so now.
@@ -117,10 +122,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
     session: &Arc<Session>,
     reader: &mut R,
     max_bytes: i32,
-    tx: &mpsc::Sender<Pending>,
+    tx: &mpsc::Sender<(Pending, RequestTimer)>,
 ) -> Result<(), FrameError> {
     while let Some(frame) = read_frame(reader, max_bytes).await? {
         let request = parse_request(frame)?;
+        let timer = metrics().request_started(request.header.request_api_key);
         // SASL listeners serve only ApiVersions and SASL's own requests
         // before a login succeeds; anything else closes the connection (as
         // Kafka does), after the replies already queued are written.
@@ -138,7 +144,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             session: Arc::clone(session),
         };
         let pending = dispatch(ctx, request).await?;
-        if tx.send(pending).await.is_err() {
+        if tx.send((pending, timer)).await.is_err() {
             // The writer stopped (a Close reply or a dead socket).
             return Ok(());
         }

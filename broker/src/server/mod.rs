@@ -59,9 +59,19 @@ pub async fn serve(broker: Arc<Broker>, bound: Bound) {
             Ok((socket, peer)) => {
                 let _ = socket.set_nodelay(true);
                 let (broker, name) = (Arc::clone(&broker), Arc::clone(&name));
+                let open = crate::metrics::metrics().connection_opened(&name);
                 match &tls {
-                    None => tokio::spawn(connection::run(broker, name, socket, peer, KafkaPrincipal::anonymous())),
-                    Some(tls) => tokio::spawn(connection::run_tls(broker, name, tls.clone(), socket, peer)),
+                    None => tokio::spawn(async move {
+                        connection::run(broker, name, socket, peer, KafkaPrincipal::anonymous()).await;
+                        drop(open);
+                    }),
+                    Some(tls) => {
+                        let tls = tls.clone();
+                        tokio::spawn(async move {
+                            connection::run_tls(broker, name, tls, socket, peer).await;
+                            drop(open);
+                        })
+                    }
                 };
             }
             Err(e) => {
