@@ -3,11 +3,16 @@
 # bounded time; exits non-zero on a crash, a timeout or an out-of-memory, and
 # prints each input that failed (base64) so a CI log is enough to reproduce.
 # Usage: bash scripts/fuzz.sh [seconds]    (default 60)
+#        bash scripts/fuzz.sh --build-only   (the same build, not run: a later run reuses it)
 # FUZZ_SANITIZER=address adds AddressSanitizer and leak checks: about six
 # times fewer inputs a second, so it is for long runs, not the bounded one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
+build_only=
+if [[ "$seconds" == --build-only ]]; then
+  build_only=1
+fi
 
 # cargo-fuzz goes to .cache (which CI keeps), pinned to a release that builds on our rustc.
 CARGO_FUZZ_VERSION=0.13.2
@@ -22,6 +27,9 @@ fi
 # what it finds to the corpus beside the committed seeds, and a failing
 # input to broker/fuzz/artifacts/request/.
 export RUSTC_BOOTSTRAP=1
+if [[ -n "$build_only" ]]; then
+  exec cargo fuzz build --fuzz-dir broker/fuzz --sanitizer "${FUZZ_SANITIZER:-none}" request
+fi
 artifacts=broker/fuzz/artifacts/request
 mkdir -p broker/fuzz/corpus/request "$artifacts"
 started=$(mktemp)

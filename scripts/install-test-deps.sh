@@ -35,6 +35,8 @@ command -v nft >/dev/null || apt_install nftables
 command -v setpriv >/dev/null || apt_install util-linux
 command -v openssl >/dev/null || apt_install openssl # certificates for broker/tests/tls.rs
 command -v haproxy >/dev/null || apt_install haproxy # the L4 load balancer of broker/tests/privatelink.rs
+# promtool and a Prometheus server, which check and scrape /metrics (broker/tests/metrics.rs).
+command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_install --no-install-recommends prometheus
 
 # --- Python clients and moto's S3 server in a venv ---------------------------
 venv=.cache/venv
