@@ -49,6 +49,9 @@ pub struct DevClusterArgs {
     /// CONTROLLER port of controller 1; controller i gets this + i - 1 [default: base port + 1000].
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub controller_base_port: Option<u16>,
+    /// Serve Prometheus /metrics and /ready (metrics.listener) for broker 1 on this port; broker i gets this + i - 1 [default: none].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub metrics_base_port: Option<u16>,
     /// Folder holding broker-1, broker-2, ... (each broker's log.dirs and broker.log).
     #[arg(long, value_name = "DIR", default_value = "dev-cluster")]
     pub data: PathBuf,
@@ -84,6 +87,7 @@ pub struct Plan {
     pub controllers: u16,
     pub base_port: u16,
     pub controller_base_port: u16,
+    pub metrics_base_port: Option<u16>,
     pub racks: Vec<String>,
     /// Absolute, so the paths in messages and `log.dirs` do not depend on who reads them.
     pub data: PathBuf,
@@ -115,6 +119,12 @@ impl Plan {
         if base <= clast && cbase <= last {
             return Err(format!("broker ports {base}-{last} overlap controller ports {cbase}-{clast}; move --controller-base-port"));
         }
+        if let Some(m) = args.metrics_base_port {
+            let mlast = m.checked_add(n - 1).ok_or(format!("{n} metrics ports from --metrics-base-port {m} go past port 65535"))?;
+            if (m <= last && base <= mlast) || (m <= clast && cbase <= mlast) {
+                return Err(format!("metrics ports {m}-{mlast} overlap the broker or controller ports; move --metrics-base-port"));
+            }
+        }
         let racks = match &args.racks {
             r if r.is_empty() => (1..=n.min(3)).map(|i| format!("az{i}")).collect(),
             r => r.clone(),
@@ -134,6 +144,7 @@ impl Plan {
             controllers: k,
             base_port: base,
             controller_base_port: cbase,
+            metrics_base_port: args.metrics_base_port,
             racks,
             data,
             overrides: args.overrides.clone(),
@@ -148,6 +159,11 @@ impl Plan {
     /// CONTROLLER port of broker `id`, if it is a controller.
     pub fn controller_port(&self, id: u16) -> Option<u16> {
         (id <= self.controllers).then(|| self.controller_base_port + id - 1)
+    }
+
+    /// Where broker `id` serves /metrics, if `--metrics-base-port` was given.
+    pub fn metrics_port(&self, id: u16) -> Option<u16> {
+        self.metrics_base_port.map(|m| m + id - 1)
     }
 
     pub fn rack(&self, id: u16) -> &str {
@@ -187,6 +203,9 @@ impl Plan {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if let Some(m) = self.metrics_port(id) {
+            s.push(("metrics.listener".to_string(), format!("127.0.0.1:{m}")));
+        }
         s.extend(self.overrides.iter().cloned());
         s
     }
@@ -197,6 +216,10 @@ impl Plan {
         ports.extend(
             (1..=self.controllers)
                 .filter_map(|i| self.controller_port(i).map(|p| (p, format!("broker {i}'s controller port"), "--controller-base-port"))),
+        );
+        ports.extend(
+            (1..=self.brokers)
+                .filter_map(|i| self.metrics_port(i).map(|p| (p, format!("broker {i}'s metrics port"), "--metrics-base-port"))),
         );
         ports
     }
@@ -291,6 +314,10 @@ async fn supervise(plan: &Plan) -> ExitCode {
     eprintln!("dev-cluster: {} ready (controller.quorum.voters={})", count(plan.brokers, "broker"), plan.quorum_voters());
     for b in &brokers {
         let controller = plan.controller_port(b.id).map(|c| format!(", controller port {c}")).unwrap_or_default();
+        let controller = match plan.metrics_port(b.id) {
+            Some(m) => format!("{controller}, metrics http://127.0.0.1:{m}/metrics"),
+            None => controller,
+        };
         eprintln!(
             "dev-cluster:   broker {}: port {}{controller}, rack {}, pid {}, data {}",
             b.id,
@@ -674,6 +701,19 @@ mod tests {
         assert_eq!(p.controllers, 2);
         let p = plan(&["--brokers", "1"]).unwrap();
         assert_eq!(get(&p.settings(1), "controller.quorum.voters"), ["1@127.0.0.1:10092"]);
+    }
+
+    #[test]
+    fn metrics_ports_follow_the_base_port() {
+        let p = plan(&["--brokers", "3", "--metrics-base-port", "11001"]).unwrap();
+        assert_eq!(get(&p.settings(1), "metrics.listener"), ["127.0.0.1:11001"]);
+        assert_eq!(get(&p.settings(3), "metrics.listener"), ["127.0.0.1:11003"]);
+        assert!(p.ports().iter().any(|(port, what, _)| *port == 11003 && what.contains("metrics")));
+        assert!(get(&plan(&["--brokers", "3"]).unwrap().settings(1), "metrics.listener").is_empty());
+        let overlap = plan(&["--brokers", "3", "--metrics-base-port", "9093"]).unwrap_err();
+        assert!(overlap.contains("--metrics-base-port"), "{overlap}");
+        assert!(plan(&["--brokers", "3", "--metrics-base-port", "10093"]).is_err(), "controller ports");
+        assert!(plan(&["--brokers", "3", "--metrics-base-port", "65534"]).is_err());
     }
 
     #[test]
