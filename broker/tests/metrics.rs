@@ -27,14 +27,18 @@ const RECORDS: i64 = 30_000;
 const RECORD_SIZE: i64 = 100;
 
 fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics listener");
+    try_http_get(port, path).unwrap_or_else(|e| panic!("GET {path} on 127.0.0.1:{port}: {e}"))
+}
+
+fn try_http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| format!("write: {e}"))?;
     let mut text = String::new();
-    s.read_to_string(&mut text).expect("read the response");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP head in {text:?}"));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad status line: {head}"));
-    (status, body.to_string())
+    s.read_to_string(&mut text).map_err(|e| format!("read: {e}"))?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| format!("no HTTP head in {text:?}"))?;
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("bad status line: {head}"))?;
+    Ok((status, body.to_string()))
 }
 
 /// The samples of a scrape: `name{labels}` → value.
@@ -287,4 +291,85 @@ fn a_bad_observability_setting_is_a_config_error() {
     );
     assert!(!ran.status.success(), "{}", ran.text());
     assert!(ran.stderr.contains("metrics.listener"), "{}", ran.text());
+}
+
+/// One scrape of node `port`, or `None` while it does not answer.
+fn scrape(port: u16) -> Option<BTreeMap<String, f64>> {
+    try_http_get(port, "/metrics").ok().filter(|(s, _)| *s == 200).map(|(_, text)| samples(&text))
+}
+
+/// The sum of one gauge over the nodes that answer.
+fn cluster_sum(ports: &[u16], series: &str) -> f64 {
+    ports.iter().filter_map(|p| scrape(*p)).map(|m| m.get(series).copied().unwrap_or(0.0)).sum()
+}
+
+/// Leaders, under-replicated and offline partitions across a 3-node cluster
+/// as Kafka's ReplicaManager and controller gauges report them: a killed
+/// broker's partitions become under-replicated on their new leaders (once
+/// the controller fences it, as Kafka shrinks the ISR), none goes offline,
+/// and the broker's return clears it.
+#[test]
+fn replica_gauges_follow_a_killed_broker() {
+    use support::cluster::{Cluster, Role};
+    if support::kind() == Kind::Kafka {
+        return;
+    }
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let by_node = ports.clone();
+    let edit: support::cluster::NodeSettings =
+        Box::new(move |id, s| s.push(("metrics.listener".into(), format!("127.0.0.1:{}", by_node[id as usize - 1]))));
+    let mut c = Cluster::start_layout(
+        &[(Role::Combined, 3)],
+        &[("broker.session.timeout.ms", "4000"), ("broker.heartbeat.interval.ms", "500"), ("auto.leader.rebalance.enable", "false")],
+        Some(edit),
+    );
+    let topic = "metrics-replicas";
+    let out = c.topics(1, &["--create", "--topic", topic, "--partitions", "6", "--replication-factor", "3"]);
+    assert!(out.contains("Created topic"), "{out}");
+    c.wait_topic(1, topic, "all in sync", Duration::from_secs(60), |v| v.len() == 6 && v.values().all(|p| p.isr.len() == 3));
+    let wait = |what: &str, ports: &[u16], ok: &dyn Fn(&[u16]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ok(ports) {
+            let seen: Vec<String> = ports
+                .iter()
+                .map(|p| {
+                    let m = scrape(*p).unwrap_or_default();
+                    let g = |k: &str| m.get(k).copied().unwrap_or(-1.0);
+                    format!(
+                        "port {p}: leaders {} urp {} offline {} controller {}",
+                        g("fjord_leader_partitions"),
+                        g("fjord_under_replicated_partitions"),
+                        g("fjord_offline_partitions"),
+                        g("fjord_active_controller")
+                    )
+                })
+                .collect();
+            assert!(Instant::now() < deadline, "waiting for {what}; the nodes say:\n{}", seen.join("\n"));
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait("6 leaders, nothing under-replicated, one controller", &ports, &|p| {
+        cluster_sum(p, "fjord_leader_partitions") == 6.0
+            && cluster_sum(p, "fjord_under_replicated_partitions") == 0.0
+            && cluster_sum(p, "fjord_active_controller") == 1.0
+            && p.iter().all(|port| scrape(*port).is_some_and(|m| m.get("fjord_partitions") == Some(&6.0)))
+    });
+
+    c.kill(3);
+    let alive = &ports[..2];
+    wait("every partition led by nodes 1-2 and under-replicated, none offline", alive, &|p| {
+        cluster_sum(p, "fjord_leader_partitions") == 6.0
+            && cluster_sum(p, "fjord_under_replicated_partitions") == 6.0
+            && cluster_sum(p, "fjord_under_min_isr_partitions") == 0.0
+            && cluster_sum(p, "fjord_offline_partitions") == 0.0
+            && cluster_sum(p, "fjord_active_controller") == 1.0
+    });
+
+    c.restart(3);
+    wait("node 3 back in sync", &ports, &|p| {
+        cluster_sum(p, "fjord_leader_partitions") == 6.0 && cluster_sum(p, "fjord_under_replicated_partitions") == 0.0
+    });
+    let m = scrape(ports[2]).expect("node 3 answers");
+    assert_eq!(m.get("fjord_partitions"), Some(&6.0));
+    assert!(sum(&m, "fjord_raft_leader_changes_total", &[]) >= 1.0, "node 3 saw leaders");
 }

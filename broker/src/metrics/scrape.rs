@@ -152,8 +152,14 @@ pub async fn refresh_broker(broker: &Broker) {
     let hosted = broker.partitions.all();
     let (mut leaders, mut under_replicated, mut under_min_isr) = (0, 0, 0);
     for p in &hosted {
-        let Some((in_sync, voters)) = p.in_sync_replicas(lag_max) else { continue };
+        let Some((mut in_sync, voters)) = p.in_sync_replicas(lag_max) else { continue };
         leaders += 1;
+        // A broker the controller has fenced is out of every ISR at once, as
+        // in Kafka, before its replica's lag runs out.
+        if !image.brokers.is_empty() {
+            in_sync.retain(|b| image.is_live(*b));
+        }
+        let in_sync = in_sync.len();
         let assigned = image.topic(&p.topic).and_then(|t| t.replicas.get(p.index as usize)).map_or(voters, Vec::len);
         if in_sync < assigned.max(voters) {
             under_replicated += 1;

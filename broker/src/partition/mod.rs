@@ -159,9 +159,9 @@ impl Partition {
     }
 
     /// For `/metrics`: the in-sync replicas (as [`Self::leader_report`]
-    /// counts them, without taking a sample) and the voters; `None` unless
-    /// this replica leads.
-    pub fn in_sync_replicas(&self, lag_max: std::time::Duration) -> Option<(usize, usize)> {
+    /// finds them, without taking a sample) and the number of voters; `None`
+    /// unless this replica leads.
+    pub fn in_sync_replicas(&self, lag_max: std::time::Duration) -> Option<(Vec<i32>, usize)> {
         let metrics = self.group.raft().metrics();
         let m = metrics.borrow_watched();
         if m.current_leader != Some(self.node_id) {
@@ -170,15 +170,13 @@ impl Partition {
         let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
         let t = self.isr.lock().expect("isr lock");
         let now = std::time::Instant::now();
-        let in_sync = if t.term != m.current_term {
-            // No sample in this term yet: a new leader counts every voter in sync.
-            voters.len()
-        } else {
-            voters
-                .iter()
-                .filter(|v| **v == self.node_id || t.caught_up_at.get(v).is_some_and(|at| now.duration_since(*at) <= lag_max))
-                .count()
-        };
+        // No sample in this term yet: a new leader counts every voter in sync.
+        let fresh = t.term != m.current_term;
+        let in_sync = voters
+            .iter()
+            .filter(|v| fresh || **v == self.node_id || t.caught_up_at.get(v).is_some_and(|at| now.duration_since(*at) <= lag_max))
+            .map(|v| *v as i32)
+            .collect();
         Some((in_sync, voters.len()))
     }
 
