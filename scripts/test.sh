@@ -19,15 +19,13 @@ fi
 bash scripts/fetch-kafka.sh
 bash scripts/install-test-deps.sh
 
-# Release: the crash, model and cluster tests do real I/O and want the speed,
-# and the tests must hold with optimisations on. Built first, on its own.
+# The other suites' setup runs beside the test build, at the lowest CPU and
+# I/O priority so the build keeps its speed: the fuzz target's instrumented
+# build, deploy/'s validators (Go tools, schemas) and the CDK app's npm
+# install, synth and template tests. It must be done before the tests start:
+# its downloads open outbound connections, whose ephemeral ports could take
+# a port a test has just picked for a broker.
 mkdir -p target
-cargo test --workspace --release --all-targets --no-run
-
-# Much of the test run waits on brokers, JVM tools and timeouts. The other
-# suites' setup uses that idle CPU meanwhile, at the lowest CPU and I/O
-# priority so the tests keep theirs: the fuzz target's instrumented build,
-# deploy/'s validators (Go tools, schemas) and the CDK app's npm install.
 background=target/background-setup.log
 (
   set -e
@@ -38,20 +36,24 @@ background=target/background-setup.log
 ) >"$background" 2>&1 &
 setup=$!
 
-status=0
-cargo test --workspace --release --all-targets 2>&1 | tee target/test.log || status=$?
+# Release: the crash, model and cluster tests do real I/O and want the speed,
+# and the tests must hold with optimisations on.
+build_status=0
+cargo test --workspace --release --all-targets --no-run || build_status=$?
+setup_status=0
+wait "$setup" || setup_status=$?
+echo "--- setup beside the build ($background) ---"
+cat "$background"
+((build_status == 0)) || exit "$build_status"
+if ((setup_status != 0)); then
+  echo "the setup beside the build failed (exit $setup_status): see its log above" >&2
+  exit 1
+fi
+
+cargo test --workspace --release --all-targets 2>&1 | tee target/test.log
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
-setup_status=0
-wait "$setup" || setup_status=$?
-echo "--- background setup ($background) ---"
-cat "$background"
-((status == 0)) || exit "$status"
-if ((setup_status != 0)); then
-  echo "the background setup failed (exit $setup_status): see its log above" >&2
-  exit 1
-fi
 
 # The request decoder under libFuzzer for a bounded 30 s (cargo-fuzz, see
 # scripts/fuzz.sh); a crash fails the run with the input printed.
@@ -59,7 +61,7 @@ bash scripts/fuzz.sh 30
 
 # deploy/: the checks again (now warm, seconds), with the smoke test that
 # runs the compose topology natively (deploy/README.md). The CDK app's synth
-# and template tests ran in the background setup (deploy/aws/README.md).
+# and template tests ran beside the build (deploy/aws/README.md).
 FJORD_BIN=target/release/fjord bash deploy/check.sh
 
 # The side-by-side benchmark against Apache Kafka, tiny and bounded, so it
