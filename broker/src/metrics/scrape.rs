@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use super::{gauge, gauge_vec, metrics};
+use super::{counter_vec, gauge, gauge_vec, metrics};
 use crate::Broker;
 use crate::cluster::Cluster;
 use crate::group::classic::State;
@@ -49,10 +49,6 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::with_opts(Opts::new(name, help)).expect("valid metric");
     registry.register(Box::new(c.clone())).expect("registered once");
     c
-}
-
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    super::counter_vec(registry, name, help, labels)
 }
 
 /// Raises a counter to `value`, a monotonic count kept elsewhere.

@@ -60,6 +60,13 @@ struct IsrTracker {
     caught_up_at: std::collections::HashMap<u64, std::time::Instant>,
 }
 
+impl IsrTracker {
+    /// The leader itself, or a follower that caught up within `lag_max`.
+    fn in_sync(&self, voter: u64, leader: u64, now: std::time::Instant, lag_max: std::time::Duration) -> bool {
+        voter == leader || self.caught_up_at.get(&voter).is_some_and(|at| now.duration_since(*at) <= lag_max)
+    }
+}
+
 impl Partition {
     pub(crate) fn new(topic: String, topic_id: TopicId, index: i32, node_id: u64, group: Arc<Group>, config: TopicConfig) -> Self {
         Self {
@@ -144,11 +151,7 @@ impl Partition {
             }
         }
         t.previous = Some((now, m.last_log_index.unwrap_or(0)));
-        let isr: Vec<i32> = voters
-            .iter()
-            .filter(|v| **v == self.node_id || t.caught_up_at.get(v).is_some_and(|at| now.duration_since(*at) <= lag_max))
-            .map(|v| *v as i32)
-            .collect();
+        let isr: Vec<i32> = voters.iter().filter(|v| t.in_sync(**v, self.node_id, now, lag_max)).map(|v| *v as i32).collect();
         Some(crate::cluster::heartbeat::LeaderReport {
             topic_id: self.topic_id,
             partition: self.index,
@@ -172,11 +175,7 @@ impl Partition {
         let now = std::time::Instant::now();
         // No sample in this term yet: a new leader counts every voter in sync.
         let fresh = t.term != m.current_term;
-        let in_sync = voters
-            .iter()
-            .filter(|v| fresh || **v == self.node_id || t.caught_up_at.get(v).is_some_and(|at| now.duration_since(*at) <= lag_max))
-            .map(|v| *v as i32)
-            .collect();
+        let in_sync = voters.iter().filter(|v| fresh || t.in_sync(**v, self.node_id, now, lag_max)).map(|v| *v as i32).collect();
         Some((in_sync, voters.len()))
     }
 
