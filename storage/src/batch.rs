@@ -32,6 +32,8 @@ const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
+/// KIP-534: the cleaner set a delete horizon, held in the baseTimestamp field.
+const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 fn i16_at(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
@@ -114,16 +116,25 @@ impl BatchHeader {
     pub fn compression_codec(&self) -> i16 {
         self.attributes & ATTR_COMPRESSION_MASK
     }
+
+    /// KIP-534's delete horizon, set by the log cleaner on a batch that held
+    /// tombstones when first cleaned: tombstones go once it has passed.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
+    }
 }
 
 /// Checks everything the log relies on before a single byte is written:
 /// magic 2, a batchLength that matches the bytes, a sane record count and the
 /// CRC-32C. Returns the header on success.
 ///
-/// Record counts: a data batch takes `recordCount` offsets and needs at least
-/// one record (Kafka's `LogValidator.validateBatch`); a control batch takes
-/// either as many offsets as records (transaction markers) or none (the log's
-/// own entries).
+/// Record counts: a data batch takes `lastOffsetDelta + 1` offsets and holds
+/// at most that many records: fewer once the log cleaner removed some, none
+/// when it removed all (Kafka's cleaner keeps such empty batches too, and
+/// here every batch is a raft entry, so none may go). A client's batch must
+/// hold exactly one record per offset; the broker checks that before it
+/// proposes one. A control batch takes either as many offsets as records
+/// (transaction markers) or none (the log's own entries).
 pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(bytes)?;
     if header.magic != MAGIC_V2 {
@@ -137,7 +148,7 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     let counts_ok = if header.is_control() {
         count >= 0 && (delta == -1 || (delta >= 0 && delta.checked_add(1) == Some(count)))
     } else {
-        count > 0 && delta.checked_add(1) == Some(count)
+        delta >= 0 && (0..=delta.saturating_add(1)).contains(&count)
     };
     if !counts_ok {
         return Err(BatchError::BadRecordCount { record_count: count, last_offset_delta: delta });
@@ -204,6 +215,30 @@ pub fn build(
     debug_assert_eq!(b.len(), total);
     b
 }
+
+/// `original` with new records: the header is copied (baseOffset, lastOffsetDelta,
+/// partitionLeaderEpoch, maxTimestamp and the producer fields stay) and
+/// batchLength, attributes, baseTimestamp, recordCount and the CRC are set
+/// for `records`. The log cleaner's way to shrink a batch in place.
+pub(crate) fn rebuild(original: &[u8], attributes: i16, base_timestamp: i64, record_count: i32, records: &[u8]) -> Vec<u8> {
+    assert!(original.len() >= HEADER_BYTES, "rebuilding a batch shorter than its header");
+    let total = HEADER_BYTES + records.len();
+    let mut b = Vec::with_capacity(total);
+    b.extend_from_slice(&original[..HEADER_BYTES]);
+    b.extend_from_slice(records);
+    let length = i32::try_from(total - LOG_OVERHEAD).expect("a rebuilt batch is smaller than 2 GiB");
+    b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    b[BASE_TIMESTAMP..BASE_TIMESTAMP + 8].copy_from_slice(&base_timestamp.to_be_bytes());
+    b[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&record_count.to_be_bytes());
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Attribute bits the cleaner sets or clears.
+pub(crate) const COMPRESSION_MASK: i16 = ATTR_COMPRESSION_MASK;
+pub(crate) const DELETE_HORIZON_FLAG: i16 = ATTR_DELETE_HORIZON;
 
 /// A private control batch that takes no Kafka offset: Raft's blank and
 /// membership entries are stored as these so the raft log stays contiguous
@@ -325,12 +360,33 @@ mod tests {
                 |e| matches!(e, BatchError::CrcMismatch { .. }),
             ),
             ("zero records", build(0, 0, 0, -1, 0, 0, -1, 0, &[]), |e| matches!(e, BatchError::BadRecordCount { .. })),
-            ("delta mismatch", build(0, 0, 0, 5, 0, 0, -1, 2, &[]), |e| matches!(e, BatchError::BadRecordCount { .. })),
+            ("more records than offsets", build(0, 0, 0, 1, 0, 0, -1, 3, &[]), |e| matches!(e, BatchError::BadRecordCount { .. })),
+            ("negative count", build(0, 0, 0, 5, 0, 0, -1, -1, &[]), |e| matches!(e, BatchError::BadRecordCount { .. })),
         ];
         for (name, bytes, ok) in cases {
             let err = validate(&bytes).expect_err(name);
             assert!(ok(&err), "{name}: {err}");
         }
+    }
+
+    /// What the log cleaner leaves: fewer records than offsets, or none,
+    /// with lastOffsetDelta unchanged.
+    #[test]
+    fn cleaned_batches_hold_fewer_records_than_offsets() {
+        for (delta, count) in [(5, 2), (5, 0), (0, 0), (5, 6)] {
+            let h = validate(&build(0, 0, 0, delta, 0, 0, -1, count, &[])).unwrap();
+            assert_eq!((h.offset_count(), h.record_count), (i64::from(delta) + 1, count));
+        }
+    }
+
+    #[test]
+    fn rebuild_keeps_the_header_and_sets_the_rest() {
+        let mut original = uncompressed_batch(&[10, 20, 15], 7);
+        patch(&mut original, 500, 7);
+        let b = rebuild(&original, ATTR_DELETE_HORIZON, 99, 0, &[]);
+        let h = validate(&b).unwrap();
+        assert_eq!((h.base_offset, h.leader_epoch, h.last_offset_delta, h.max_timestamp), (500, 7, 2, 20));
+        assert_eq!((h.record_count, h.delete_horizon_ms(), b.len()), (0, Some(99), HEADER_BYTES));
     }
 
     proptest::proptest! {

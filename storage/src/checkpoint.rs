@@ -17,6 +17,10 @@ pub const LOG_START: &str = "log-start-offset.checkpoint";
 /// are complete, indexed and on disk; recovery scans from the segment at it.
 /// `i64::MAX` after a clean close.
 pub const RECOVERY_POINT: &str = "recovery-point.checkpoint";
+/// `cleaner-offset.checkpoint`: the log cleaner's first dirty offset (Kafka
+/// keeps one `cleaner-offset-checkpoint` per log directory; a file per
+/// partition keeps partitions independent).
+pub const CLEANER_OFFSET: &str = "cleaner-offset.checkpoint";
 
 pub fn write(dir: &Path, name: &str, value: i64) -> Result<()> {
     let path = dir.join(name);

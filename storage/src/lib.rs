@@ -12,6 +12,7 @@
 pub mod batch;
 mod cache;
 mod checkpoint;
+mod compact;
 pub mod config;
 pub mod error;
 mod flush;
@@ -26,6 +27,7 @@ mod sealed;
 mod segment;
 mod truncate;
 
+pub use compact::{AbortedRange, CleanDone, CleanJob, CleanParams, CleanStats, Dirtiness};
 pub use config::{Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{BatchError, Result, StorageError};
 pub use flush::{Durable, FlushJob};

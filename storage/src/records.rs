@@ -186,6 +186,17 @@ pub fn for_each_record(
     max_decompressed_bytes: usize,
     mut visit: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<(), RecordsError> {
+    for_each_raw_record(batch, max_decompressed_bytes, |record, _| visit(record))
+}
+
+/// [`for_each_record`], also handing each record's encoded bytes (its length
+/// varint included, uncompressed): what the log cleaner copies into a
+/// rewritten batch.
+pub(crate) fn for_each_raw_record(
+    batch: &[u8],
+    max_decompressed_bytes: usize,
+    mut visit: impl FnMut(&Record<'_>, &[u8]) -> ControlFlow<()>,
+) -> Result<(), RecordsError> {
     let header = BatchHeader::parse(batch)?;
     let payload = batch.get(HEADER_BYTES..).unwrap_or_default();
     let records = decompress(header.compression, payload, max_decompressed_bytes)?;
@@ -209,7 +220,7 @@ pub fn for_each_record(
         previous_delta = Some(record.offset_delta);
         parsed_count += 1;
         if visiting {
-            visiting = visit(&record).is_continue();
+            visiting = visit(&record, &records[at_byte..cursor.position()]).is_continue();
         }
     }
     if parsed_count != u64::from(header.record_count) {

@@ -145,14 +145,16 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
 }
 
 /// Base offsets of the segments in `dir`, sorted. Removes what a crash can
-/// leave behind: temporary files and index files without a log.
+/// leave behind: temporary files, a cleaning pass's `.cleaned` files (its
+/// swap had not begun, or its first step left the old log; see
+/// `compact/swap.rs`) and index files without a log.
 fn list_segments(dir: &Path) -> Result<Vec<i64>> {
     let mut logs = Vec::new();
     let mut others = Vec::new();
     for entry in fs::read_dir(dir).ctx("listing log directory", dir)? {
         let entry = entry.ctx("listing log directory", dir)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") {
+        if name.ends_with(".tmp") || crate::compact::is_leftover(&name) {
             fs::remove_file(entry.path()).ctx("removing temporary file", &entry.path())?;
             continue;
         }

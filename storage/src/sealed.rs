@@ -1,6 +1,8 @@
 //! Sealed segments as whole files, for tiered storage's uploader: which
-//! segment comes next, its extent and its files. A sealed segment never
-//! changes again (only retention deletes it), so its files can be read
+//! segment comes next, its extent and its files. A sealed segment of a
+//! tiered topic never changes again (only retention deletes it; the log
+//! cleaner, which rewrites sealed segments, never runs on one, as tiered
+//! storage and compaction exclude each other), so its files can be read
 //! without the log's lock.
 
 use std::path::PathBuf;

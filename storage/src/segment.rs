@@ -74,7 +74,13 @@ pub struct Segment {
 }
 
 fn paths(dir: &Path, base: i64) -> [PathBuf; 4] {
-    EXTENSIONS.map(|ext| dir.join(file_name(base, ext)))
+    paths_with(dir, base, "")
+}
+
+/// The four files of a segment, each name followed by `suffix` (the log
+/// cleaner writes `<base>.log.cleaned` and its indexes beside the live ones).
+pub(crate) fn paths_with(dir: &Path, base: i64, suffix: &str) -> [PathBuf; 4] {
+    EXTENSIONS.map(|ext| dir.join(format!("{}{suffix}", file_name(base, ext))))
 }
 
 impl Tail {
@@ -165,7 +171,11 @@ impl Segment {
     }
 
     fn open_files(dir: &Path, base_offset: i64, base_raft: u64, write: bool) -> Result<Self> {
-        let [log_path, index_path, time_path, raft_path] = paths(dir, base_offset);
+        Self::open_paths(paths(dir, base_offset), base_offset, base_raft, write)
+    }
+
+    fn open_paths(paths: [PathBuf; 4], base_offset: i64, base_raft: u64, write: bool) -> Result<Self> {
+        let [log_path, index_path, time_path, raft_path] = paths;
         let file = OpenOptions::new().read(true).write(write).open(&log_path).ctx("opening segment", &log_path)?;
         let len = file.metadata().ctx("reading segment size", &log_path)?.len();
         Ok(Self {
@@ -412,7 +422,7 @@ impl Segment {
         (h.batch_length > 0 && p + h.total_bytes() as u64 <= self.len).then_some(h)
     }
 
-    fn first_offset_batch(&self) -> Option<BatchHeader> {
+    pub(crate) fn first_offset_batch(&self) -> Option<BatchHeader> {
         self.batches_from(0, self.base_raft).map(|l| l.header).find(|h| h.offset_count() > 0)
     }
 
@@ -531,12 +541,46 @@ impl Segment {
 
     /// How many batches a sealed segment holds, without its indexes.
     pub fn count_batches(dir: &Path, base_offset: i64) -> Result<u64> {
-        let mut seg = Self::open_files(dir, base_offset, 0, false)?;
-        if seg.len > 0 {
-            let region = Region::read_only(&seg.file, seg.len as usize).ctx("mapping segment", &seg.log_path)?;
-            seg.region = Some(Arc::new(region));
-        }
+        let seg = Self::open_unindexed(dir, base_offset, 0)?;
         Ok(seg.batches_from(0, 0).count() as u64)
+    }
+
+    /// A sealed segment mapped for a front-to-back scan, its indexes neither
+    /// loaded nor rebuilt (so nothing is written): the log cleaner's reader,
+    /// which runs without the log's lock beside the log's own opens.
+    pub(crate) fn open_unindexed(dir: &Path, base_offset: i64, base_raft: u64) -> Result<Self> {
+        let mut seg = Self::open_files(dir, base_offset, base_raft, false)?;
+        seg.map_read_only()?;
+        Ok(seg)
+    }
+
+    fn map_read_only(&mut self) -> Result<()> {
+        if self.len > 0 {
+            let region = Region::read_only(&self.file, self.len as usize).ctx("mapping segment", &self.log_path)?;
+            self.region = Some(Arc::new(region));
+        }
+        Ok(())
+    }
+
+    /// Which file this segment reads: (device, inode). The cleaner swaps a
+    /// rewritten segment in only if the file it read is still the one there.
+    pub(crate) fn file_id(&self) -> Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = self.file.metadata().ctx("reading segment metadata", &self.log_path)?;
+        Ok((m.dev(), m.ino()))
+    }
+
+    /// Indexes a segment the cleaner wrote (`<base>.log` + `suffix`): every
+    /// batch is checked as recovery checks it, the three index files are
+    /// written beside it with the same suffix, and all four are synced.
+    /// Returns the valid length and the file's length, equal for a good rewrite.
+    pub(crate) fn index_rewritten(dir: &Path, base_offset: i64, base_raft: u64, suffix: &str, interval: u64) -> Result<(u64, u64)> {
+        let mut seg = Self::open_paths(paths_with(dir, base_offset, suffix), base_offset, base_raft, false)?;
+        seg.map_read_only()?;
+        let valid = seg.rebuild_indexes(interval);
+        seg.close_indexes()?;
+        seg.flush_parts(0, true).sync()?;
+        Ok((valid, seg.len))
     }
 
     /// Discards everything from `position` on: the file is cut there (which
