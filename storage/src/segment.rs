@@ -27,6 +27,9 @@ pub const TIME_INDEX_EXT: &str = "timeindex";
 pub const RAFT_INDEX_EXT: &str = "raftindex";
 pub const EXTENSIONS: [&str; 4] = [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, RAFT_INDEX_EXT];
 
+
+/// The first reservation of an active segment's blocks.
+const MIN_RESERVE_STEP: u64 = 1 << 20;
 /// Where a batch sits and what its header says.
 #[derive(Debug, Clone, Copy)]
 pub struct Located {
@@ -229,10 +232,15 @@ impl Segment {
         self.rafts.persist()
     }
 
+    /// Reserves blocks through `upto` and a step beyond. The step grows with
+    /// what the segment holds (doubling from [`MIN_RESERVE_STEP`] up to
+    /// `step`), so an idle partition (the 50 of `__consumer_offsets`, the
+    /// 50 of `__transaction_state`) costs 1 MiB of disk, not a full step.
     fn reserve(&mut self, upto: u64, step: u64) -> Result<()> {
         if upto <= self.reserved && upto != 0 {
             return Ok(());
         }
+        let step = step.min(upto.max(MIN_RESERVE_STEP));
         let capacity = self.capacity();
         let end = upto.max(self.reserved).saturating_add(step).min(capacity);
         mmap::reserve(&self.file, self.reserved, end - self.reserved).ctx("reserving disk space", &self.log_path)?;
