@@ -11,6 +11,7 @@
 //! - [`log_store`]: `RaftLogStorage` over `fjord_storage::Log`, group commit.
 //! - [`state_machine`]: high watermark, membership, producer states, snapshot.
 //! - [`producer_state`]: per-producer epochs and last batches; Kafka's sequence checks.
+//! - [`txn`]: transaction markers and the aborted-transaction index.
 //! - [`tiered`]: which segments are in the object store, as the log records it.
 //! - [`transport`]: one connection per broker pair, coalesced envelopes.
 //! - [`registry`]: the groups a broker hosts, keyed by (topic id, partition).
@@ -31,6 +32,7 @@ pub mod registry;
 pub mod state_machine;
 pub mod tiered;
 pub mod transport;
+pub mod txn;
 pub mod types;
 
 pub use entry::{Entry, KafkaBatch};

@@ -35,6 +35,13 @@ impl LogReader {
         f(&self.shared.read_log())
     }
 
+    /// Runs `f` on the log under the write lock: for upkeep that keeps
+    /// every entry, offset and term as it is (the log cleaner swapping in a
+    /// compacted segment). Appends, truncation and purges are raft's own.
+    pub fn with_log_mut<T>(&self, f: impl FnOnce(&mut fjord_storage::Log) -> T) -> T {
+        f(&mut self.shared.write_log())
+    }
+
     /// Replaces the log's settings under the write lock.
     pub fn set_config(&self, config: fjord_storage::LogConfig) -> Result<()> {
         self.shared.write_log().set_config(config)?;

@@ -17,10 +17,12 @@
 //! writer (under its lock, see [`SharedProducerStates`]); the broker's produce
 //! path reads it to check batches, and its expiry timer removes producers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use fjord_storage::BatchError;
 use fjord_storage::batch::BatchHeader;
+
+use crate::txn::{AbortedIndex, AbortedTxn, MarkerType};
 
 /// Batches remembered per producer for duplicate detection: Kafka's
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`, which is also the most
@@ -54,6 +56,10 @@ pub struct ProducerBatch {
     pub max_timestamp_ms: i64,
     /// A control batch (a transaction marker): it moves the epoch, not the sequences.
     pub is_control: bool,
+    /// Part of a transaction (attribute 0x10): data batches open one.
+    pub is_transactional: bool,
+    /// For a transaction marker, what it says.
+    pub marker: Option<MarkerType>,
 }
 
 impl ProducerBatch {
@@ -76,6 +82,8 @@ impl ProducerBatch {
             last_offset_delta: h.last_offset_delta,
             max_timestamp_ms: h.max_timestamp,
             is_control: h.is_control(),
+            is_transactional: h.is_transactional(),
+            marker: crate::txn::marker_of(batch),
         }))
     }
 }
@@ -128,11 +136,25 @@ pub struct ProducerEntry {
     batches: VecDeque<BatchMetadata>,
     /// maxTimestamp of the producer's last batch or marker: what expiry counts from.
     last_timestamp_ms: i64,
+    /// First offset of the producer's open transaction on this partition
+    /// (Kafka's `currentTxnFirstOffset`).
+    #[serde(default)]
+    current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
     fn new() -> Self {
-        Self { epoch: NO_PRODUCER_EPOCH, batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN), last_timestamp_ms: -1 }
+        Self {
+            epoch: NO_PRODUCER_EPOCH,
+            batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
+            last_timestamp_ms: -1,
+            current_txn_first_offset: None,
+        }
+    }
+
+    /// First offset of the producer's open transaction here, if one is open.
+    pub fn current_txn_first_offset(&self) -> Option<i64> {
+        self.current_txn_first_offset
     }
 
     pub fn epoch(&self) -> i16 {
@@ -213,6 +235,13 @@ impl ProducerEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProducerStates {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// Open transactions as (first offset, producer id): the first is the
+    /// last stable offset's bound.
+    #[serde(default)]
+    ongoing: BTreeSet<(i64, i64)>,
+    /// Aborted transactions, for read_committed fetches.
+    #[serde(default)]
+    aborted: AbortedIndex,
 }
 
 /// How the state machine shares producer states with the produce path.
@@ -259,6 +288,21 @@ impl ProducerStates {
         if batch.is_control {
             entry.set_epoch(batch.epoch);
             entry.last_timestamp_ms = batch.max_timestamp_ms;
+            // Kafka's `appendEndTxnMarker`: the marker ends whatever is open.
+            if let Some(txn_first) = entry.current_txn_first_offset.take() {
+                self.ongoing.remove(&(txn_first, batch.producer_id));
+                if batch.marker == Some(MarkerType::Abort) {
+                    // Kafka's `ProducerStateManager.lastStableOffset(completedTxn)`.
+                    let last_stable_offset = self.first_unstable_offset().unwrap_or(first_offset + 1);
+                    let txn = AbortedTxn {
+                        producer_id: batch.producer_id,
+                        first_offset: txn_first,
+                        last_offset: first_offset,
+                        last_stable_offset,
+                    };
+                    self.aborted.push(txn);
+                }
+            }
             return;
         }
         let meta = BatchMetadata {
@@ -269,6 +313,31 @@ impl ProducerStates {
             timestamp_ms: batch.max_timestamp_ms,
         };
         entry.add_batch(batch.epoch, meta);
+        if batch.is_transactional && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(first_offset);
+            self.ongoing.insert((first_offset, batch.producer_id));
+        }
+    }
+
+    /// First offset of the earliest open transaction: the last stable offset
+    /// when it is below the high watermark.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.first().map(|(offset, _)| *offset)
+    }
+
+    /// Open transactions as (first offset, producer id), oldest first.
+    pub fn ongoing(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().copied()
+    }
+
+    /// Aborted transactions a read of `[from, upto)` must report.
+    pub fn aborted_between(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
+        self.aborted.between(from, upto)
+    }
+
+    /// Every producer with state, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
     }
 
     /// Forgets producers not seen for `producer_id_expiration_ms` (Kafka's
@@ -276,7 +345,9 @@ impl ProducerStates {
     /// least that long before `now_ms`). Returns how many went.
     pub fn remove_expired(&mut self, now_ms: i64, producer_id_expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, e| now_ms.saturating_sub(e.last_timestamp_ms) < producer_id_expiration_ms);
+        // Kafka never expires a producer with an open transaction.
+        self.producers
+            .retain(|_, e| e.current_txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp_ms) < producer_id_expiration_ms);
         before - self.producers.len()
     }
 
@@ -285,7 +356,8 @@ impl ProducerStates {
     /// Returns how many went.
     pub fn remove_below(&mut self, log_start_offset: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, e| e.last_offset().is_some_and(|o| o >= log_start_offset));
+        self.producers.retain(|_, e| e.current_txn_first_offset.is_some() || e.last_offset().is_some_and(|o| o >= log_start_offset));
+        self.aborted.remove_below(log_start_offset);
         before - self.producers.len()
     }
 }
@@ -304,6 +376,8 @@ mod tests {
             last_offset_delta,
             max_timestamp_ms: ts,
             is_control: false,
+            is_transactional: false,
+            marker: None,
         }
     }
 
@@ -409,6 +483,47 @@ mod tests {
         assert_eq!((s.len(), s.get(3).is_some()), (1, true));
     }
 
+    fn txn(pid: i64, records: i32) -> ProducerBatch {
+        ProducerBatch { is_transactional: true, ..data(pid, 0, 0, records, 10) }
+    }
+
+    fn marker(pid: i64, m: MarkerType) -> ProducerBatch {
+        ProducerBatch { is_control: true, is_transactional: true, marker: Some(m), ..data(pid, 0, -1, 1, 20) }
+    }
+
+    #[test]
+    fn transactions_hold_back_the_last_stable_offset_and_aborts_are_indexed() {
+        let mut s = ProducerStates::default();
+        s.apply(&data(9, 0, 0, 2, 1), 0); // offsets 0-1: not transactional
+        assert_eq!(s.first_unstable_offset(), None);
+        s.apply(&txn(1, 3), 2); // 2-4
+        s.apply(&txn(2, 1), 5); // 5
+        s.apply(&ProducerBatch { first_seq: 3, ..txn(1, 2) }, 6); // 6-7, same transaction
+        assert_eq!(s.first_unstable_offset(), Some(2));
+        assert_eq!(s.get(1).unwrap().current_txn_first_offset(), Some(2));
+        s.apply(&marker(1, MarkerType::Commit), 8);
+        assert_eq!(s.first_unstable_offset(), Some(5), "producer 2 still open");
+        assert_eq!(s.aborted_between(0, 100), [], "a commit is not indexed");
+        s.apply(&marker(2, MarkerType::Abort), 9);
+        assert_eq!(s.first_unstable_offset(), None);
+        assert_eq!(s.aborted_between(0, 100), [AbortedTxn { producer_id: 2, first_offset: 5, last_offset: 9, last_stable_offset: 10 }]);
+        assert_eq!(s.aborted_between(10, 100), [], "ended before the read");
+        // A marker with nothing open (the partition was added but not written) changes nothing.
+        s.apply(&marker(3, MarkerType::Abort), 10);
+        assert_eq!((s.first_unstable_offset(), s.aborted_between(0, 100).len()), (None, 1));
+        // A producer in a transaction is never expired, nor dropped with the log start.
+        s.apply(&txn(4, 1), 11);
+        assert_eq!(s.remove_expired(i64::MAX, 1), 4, "all but producer 4 expire");
+        assert_eq!(s.remove_below(100), 0);
+        assert_eq!(s.first_unstable_offset(), Some(11));
+        // The state survives the snapshot's serialization.
+        let back: ProducerStates = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        // A snapshot from before transactions has no such fields.
+        let old: ProducerStates = serde_json::from_str(r#"{"producers":{}}"#).unwrap();
+        assert_eq!(old.first_unstable_offset(), None);
+    }
+
     #[test]
     fn parse_reads_the_producer_fields() {
         let mut b = fjord_storage::batch::uncompressed_batch(&[5, 9], 3);
@@ -426,7 +541,9 @@ mod tests {
                 last_seq: 0,
                 last_offset_delta: 1,
                 max_timestamp_ms: 9,
-                is_control: false
+                is_control: false,
+                is_transactional: false,
+                marker: None,
             }
         );
         assert!(ProducerBatch::parse(&b[..60]).is_err());

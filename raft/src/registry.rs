@@ -119,6 +119,12 @@ impl Group {
         self.log.with_log(f)
     }
 
+    /// Runs `f` on the partition log under its write lock; see
+    /// [`LogReader::with_log_mut`] for what it may do.
+    pub fn with_log_mut<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
+        self.log.with_log_mut(f)
+    }
+
     /// Hands the partition log new settings (a topic config change).
     pub fn set_log_config(&self, config: LogConfig) -> Result<(), RaftError> {
         self.log.set_config(config)
