@@ -43,6 +43,8 @@ pub struct Broker {
     pub producer_ids: ProducerIds,
     pub fetch_sessions: crate::handlers::fetch_session::FetchSessions,
     pub groups: Arc<GroupCoordinator>,
+    /// The transaction coordinator of the `__transaction_state` partitions led here.
+    pub txn: Arc<crate::txn::TxnCoordinator>,
     pub cluster: Arc<Cluster>,
     /// The object store of tiered storage, when `remote.log.storage.system.enable`.
     pub remote: Option<Arc<fjord_tiered::RemoteStore>>,
@@ -82,7 +84,24 @@ impl Broker {
         let producer_ids = ProducerIds::new(config.node_id);
         let groups = GroupCoordinator::new(Arc::clone(&config), Arc::clone(&partitions), Arc::clone(&metadata));
         tokio::spawn(Arc::clone(&groups).run());
-        Ok(Arc::new(Self { config, node, metadata, partitions, producer_ids, fetch_sessions: Default::default(), groups, cluster, remote }))
+        let txn = crate::txn::TxnCoordinator::new(Arc::clone(&config), Arc::clone(&partitions), Arc::clone(&metadata));
+        let broker = Arc::new(Self {
+            config,
+            node,
+            metadata,
+            partitions,
+            producer_ids,
+            fetch_sessions: Default::default(),
+            groups,
+            txn,
+            cluster,
+            remote,
+        });
+        // Markers, verification and producer ids reach the broker from these.
+        broker.txn.attach(&broker);
+        crate::cluster::control::attach_broker(&broker);
+        tokio::spawn(Arc::clone(&broker.txn).run());
+        Ok(broker)
     }
 
     /// The cluster id, once the metadata log has one.

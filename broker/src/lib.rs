@@ -23,5 +23,6 @@ pub mod producer_ids;
 pub mod protocol;
 pub mod security;
 pub mod server;
+pub mod txn;
 
 pub use broker::Broker;

@@ -146,6 +146,7 @@ async fn run(config: BrokerConfig) -> ExitCode {
     endpoint.set_probe(Arc::new(http::BrokerProbe(Arc::clone(&broker))));
     let every = std::time::Duration::from_millis(broker.config.log.retention_check_interval_ms.max(1) as u64);
     tokio::spawn(fjord_broker::maintenance::run(Arc::clone(&broker), every));
+    tokio::spawn(fjord_broker::partition::cleaner::run(Arc::clone(&broker)));
     if let Some(store) = &broker.remote {
         let every = std::time::Duration::from_millis(broker.config.remote_log_manager_task_interval_ms.max(1) as u64);
         tokio::spawn(fjord_broker::partition::tiering::run(Arc::clone(&broker), Arc::clone(store), every));

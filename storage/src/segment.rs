@@ -27,7 +27,6 @@ pub const TIME_INDEX_EXT: &str = "timeindex";
 pub const RAFT_INDEX_EXT: &str = "raftindex";
 pub const EXTENSIONS: [&str; 4] = [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, RAFT_INDEX_EXT];
 
-
 /// The first reservation of an active segment's blocks.
 const MIN_RESERVE_STEP: u64 = 1 << 20;
 /// Where a batch sits and what its header says.

@@ -10,6 +10,13 @@
 //!   replica (preferred-leader election, reassignment).
 //! - `DescribeQuorum`: the metadata quorum's replication state, which only
 //!   the active controller knows ([`super::quorum`]).
+//! - `WriteTxnMarkers`: a transaction coordinator asks a partition leader to
+//!   write a transaction's marker (Kafka's WriteTxnMarkers between brokers).
+//! - `VerifyTxn`: a partition leader asks a transaction coordinator whether
+//!   partitions are in a producer's transaction (KIP-890's VerifyOnly).
+//!
+//! The last two need the whole broker, not just the cluster: they are served
+//! once [`attach_broker`] has installed a handler that holds it.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -23,6 +30,7 @@ use super::quorum::QuorumState;
 use crate::config::QuorumVoter;
 use crate::metadata::store::Forward;
 use crate::metadata::{MetadataError, MetadataRecord, TopicId};
+use crate::partition::markers::TxnMarker;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControlRequest {
@@ -30,6 +38,8 @@ pub enum ControlRequest {
     Heartbeat(Heartbeat),
     TransferLeader { topic_id: TopicId, partition: i32, to: i32 },
     DescribeQuorum,
+    WriteTxnMarkers { marker: TxnMarker, partitions: Vec<(String, i32)> },
+    VerifyTxn { transactional_id: String, producer_id: i64, producer_epoch: i16, partitions: Vec<(String, i32)> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +56,10 @@ pub enum ControlResponse {
     Failed(String),
     /// The answer to `DescribeQuorum`.
     Quorum(QuorumState),
+    /// The answer to `WriteTxnMarkers`: a Kafka error code per partition.
+    TxnMarkers(Vec<((String, i32), i16)>),
+    /// The answer to `VerifyTxn`: a code per partition, or one for all.
+    TxnVerified(Result<Vec<i16>, i16>),
 }
 
 /// How long one control call may take (a proposal waits for a commit).
@@ -123,6 +137,42 @@ pub async fn serve(cluster: &Arc<Cluster>, request: ControlRequest) -> ControlRe
             Some(quorum) => ControlResponse::Quorum(quorum),
             None => not_controller(cluster),
         },
+        // Served by `BrokerHandler`; a node without a broker has no partitions or transactions.
+        ControlRequest::WriteTxnMarkers { .. } | ControlRequest::VerifyTxn { .. } => {
+            ControlResponse::Failed("not a broker, or not started yet".into())
+        }
+    }
+}
+
+/// Serves every control request on a broker: the transaction requests with
+/// the broker, the rest as [`serve`] does.
+pub fn attach_broker(broker: &Arc<crate::Broker>) {
+    let handler = BrokerHandler { cluster: Arc::downgrade(&broker.cluster), broker: Arc::downgrade(broker) };
+    broker.cluster.node.set_control_handler(Arc::new(handler));
+}
+
+struct BrokerHandler {
+    cluster: Weak<Cluster>,
+    broker: Weak<crate::Broker>,
+}
+
+impl fjord_raft::registry::ControlHandler for BrokerHandler {
+    fn handle(&self, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let (cluster, broker) = (self.cluster.upgrade(), self.broker.upgrade());
+        Box::pin(async move {
+            let (Some(cluster), Some(broker)) = (cluster, broker) else { return Err("the broker is shutting down".to_string()) };
+            let request: ControlRequest = serde_json::from_slice(&body).map_err(|e| format!("bad control request: {e}"))?;
+            let response = match request {
+                ControlRequest::WriteTxnMarkers { marker, partitions } => {
+                    ControlResponse::TxnMarkers(crate::partition::markers::write_markers_locally(&broker, &marker, &partitions).await)
+                }
+                ControlRequest::VerifyTxn { transactional_id, producer_id, producer_epoch, partitions } => {
+                    ControlResponse::TxnVerified(broker.txn.verify(&transactional_id, producer_id, producer_epoch, &partitions).await)
+                }
+                other => serve(&cluster, other).await,
+            };
+            Ok(serde_json::to_vec(&response).expect("control responses serialize"))
+        })
     }
 }
 

@@ -246,6 +246,8 @@ pub struct BrokerConfig {
     pub log: LogDefaults,
     /// The group coordinator's settings.
     pub groups: GroupConfig,
+    /// The transaction coordinator's settings.
+    pub transactions: super::TransactionConfig,
     /// Heartbeats, liveness and leader balance.
     pub cluster: ClusterConfig,
     /// SASL listeners' mechanisms and PLAIN users, `connections.max.reauth.ms`.
@@ -344,6 +346,7 @@ impl BrokerConfig {
                 offsets_topic_replication_factor: i16::try_from(s.int("offsets.topic.replication.factor")).unwrap_or(3),
                 offsets_topic_segment_bytes: s.int("offsets.topic.segment.bytes"),
             },
+            transactions: super::TransactionConfig::read(|k| s.int(k), |k| s.bool(k)),
             cluster: ClusterConfig {
                 heartbeat_interval_ms: s.int("broker.heartbeat.interval.ms").max(1) as u64,
                 session_timeout_ms: s.int("broker.session.timeout.ms").max(1) as u64,

@@ -26,6 +26,7 @@ mod remote;
 mod sasl;
 mod ssl;
 pub mod topic;
+mod transactions;
 
 pub use broker::{BrokerConfig, ClusterConfig, ConfigError, GroupConfig, LogDefaults};
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType};
@@ -38,3 +39,4 @@ pub use topic::{
     TimestampType, TopicConfig, TopicConfigError, TopicOverrides, describe_topic, topic_config_default, topic_config_names,
     topic_config_type, validate, validate_for,
 };
+pub use transactions::TransactionConfig;

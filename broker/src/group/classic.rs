@@ -879,6 +879,18 @@ impl ClassicGroup {
 
     /// Kafka's `ClassicGroup.validateOffsetCommit`.
     pub fn validate_offset_commit(&self, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<(), i16> {
+        self.validate_commit(member_id, instance_id, generation, false)
+    }
+
+    /// The checks of a TxnOffsetCommit: as an OffsetCommit's, but a commit
+    /// without member and generation (v0-2 carry none) is taken in any state,
+    /// and one during CompletingRebalance too (Kafka does not enforce the
+    /// group's state on transactional commits).
+    pub fn validate_txn_offset_commit(&self, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<(), i16> {
+        self.validate_commit(member_id, instance_id, generation, true)
+    }
+
+    fn validate_commit(&self, member_id: &str, instance_id: Option<&str>, generation: i32, transactional: bool) -> Result<(), i16> {
         if self.state == State::Dead {
             return Err(E::CoordinatorNotAvailable.code());
         }
@@ -890,10 +902,10 @@ impl ClassicGroup {
             if generation != self.generation {
                 return Err(E::IllegalGeneration.code());
             }
-        } else if self.state != State::Empty {
+        } else if !transactional && self.state != State::Empty {
             return Err(E::UnknownMemberId.code());
         }
-        if self.state == State::CompletingRebalance {
+        if !transactional && self.state == State::CompletingRebalance {
             return Err(E::RebalanceInProgress.code());
         }
         Ok(())

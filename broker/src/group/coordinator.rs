@@ -15,8 +15,9 @@ use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
 use super::classic::{After, ClassicGroup, GroupLimits, State, Write};
-use super::offsets::Offsets;
+use super::offsets::{Offsets, TopicPartition};
 use super::records::{GroupRecord, GroupValue};
+use super::txn_commit::TxnWrites;
 use crate::config::BrokerConfig;
 use crate::metadata::store::now_ms;
 use crate::metadata::{MetadataImage, MetadataStore};
@@ -44,12 +45,23 @@ pub struct ShardState {
     loaded_epoch: Option<i32>,
     pub groups: HashMap<String, ClassicGroup>,
     pub offsets: Offsets,
+    /// TxnOffsetCommit writes on their way to the log.
+    pub(super) txn_writes: TxnWrites,
+}
+
+impl ShardState {
+    /// Whether a transaction holds an offset for the partition of the group
+    /// that is not committed or aborted yet (written, or being written):
+    /// OffsetFetch's UNSTABLE_OFFSET_COMMIT.
+    pub fn unstable(&self, group: &str, tp: &TopicPartition) -> bool {
+        self.offsets.has_pending(group, tp) || self.txn_writes.touches(group, tp)
+    }
 }
 
 pub struct Shard {
     pub index: i32,
     pub partition: Arc<Partition>,
-    state: Arc<tokio::sync::Mutex<ShardState>>,
+    pub(super) state: Arc<tokio::sync::Mutex<ShardState>>,
 }
 
 /// A shard locked for one operation.
@@ -121,6 +133,7 @@ impl GroupCoordinator {
                         loaded_epoch: None,
                         groups: HashMap::new(),
                         offsets: Offsets::default(),
+                        txn_writes: TxnWrites::default(),
                     })),
                 });
                 shards.insert(index, Arc::clone(&shard));
@@ -299,8 +312,7 @@ async fn load(partition: &Partition, state: &mut ShardState) -> Result<(), i16> 
     state.offsets = Offsets::default();
     let end = partition.high_watermark();
     let mut at = partition.log_start_offset();
-    let mut groups: HashMap<String, Option<GroupValue>> = HashMap::new();
-    let mut records = 0usize;
+    let mut replay = Replay::default();
     while at < end {
         let read = partition.read(at, 1 << 20, end).map_err(|e| {
             tracing::warn!(partition = partition.index, "loading {OFFSETS_TOPIC}: {e}");
@@ -311,25 +323,15 @@ async fn load(partition: &Partition, state: &mut ShardState) -> Result<(), i16> 
         }
         for slice in &read.slices {
             for (header, bytes) in batches(slice) {
-                if header.is_control() || header.last_offset() < at {
-                    continue;
+                if header.last_offset() >= at {
+                    replay.batch(partition.index, &header, bytes, &mut state.offsets);
                 }
-                apply_batch(partition, &header, bytes, state, &mut groups, &mut records);
             }
         }
         at = read.next_offset;
     }
-    let now = Instant::now();
-    for (id, value) in groups {
-        if let Some(v) = value {
-            state.groups.insert(id.clone(), ClassicGroup::from_value(&id, &v, now));
-        }
-    }
-    let simple: Vec<String> = state.offsets.groups().filter(|g| !state.groups.contains_key(*g)).cloned().collect();
-    for id in simple {
-        // Offsets without a group record: a group only committing (assign() or admin), Empty.
-        state.groups.insert(id.clone(), ClassicGroup::new(&id, now_ms()));
-    }
+    let records = replay.records;
+    replay.finish(state, Instant::now(), now_ms());
     tracing::info!(
         partition = partition.index,
         groups = state.groups.len(),
@@ -340,31 +342,66 @@ async fn load(partition: &Partition, state: &mut ShardState) -> Result<(), i16> 
     Ok(())
 }
 
-fn apply_batch(
-    partition: &Partition,
-    header: &BatchHeader,
-    bytes: &[u8],
-    state: &mut ShardState,
-    groups: &mut HashMap<String, Option<GroupValue>>,
-    count: &mut usize,
-) {
-    let records = match batch_records(bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(partition = partition.index, base_offset = header.base_offset, "skipping unreadable batch: {e}");
+/// Replaying `__consumer_offsets` in log order: offsets go straight into the
+/// shard's [`Offsets`] (those of a transaction wait there for its marker,
+/// which may come later in the log, or after the load through
+/// [`GroupCoordinator::complete_txn`]); the last record of each group is kept
+/// here until the end.
+#[derive(Default)]
+pub struct Replay {
+    groups: HashMap<String, Option<GroupValue>>,
+    /// Records replayed, for the log line.
+    pub records: usize,
+}
+
+impl Replay {
+    /// Replays one batch (`index` names the partition in warnings).
+    pub fn batch(&mut self, index: i32, header: &BatchHeader, bytes: &[u8], offsets: &mut Offsets) {
+        if header.is_control() {
+            // Raft's own control batches are not markers; a marker ends its producer's transaction.
+            if let Some(marker) = fjord_raft::txn::marker_of(bytes) {
+                offsets.complete_txn(header.producer_id, marker == fjord_raft::txn::MarkerType::Commit);
+            }
             return;
         }
-    };
-    for (offset, key, value) in records {
-        let Some(key) = key else { continue };
-        *count += 1;
-        match GroupRecord::decode(&key, value.as_deref()) {
-            Ok(Some(GroupRecord::Offset { group, topic, partition: p, value })) => state.offsets.apply(&group, (topic, p), value, offset),
-            Ok(Some(GroupRecord::Group { group, value })) => {
-                groups.insert(group, value);
+        let records = match batch_records(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(partition = index, base_offset = header.base_offset, "skipping unreadable batch: {e}");
+                return;
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(partition = partition.index, offset, "skipping unreadable record: {e}"),
+        };
+        for (offset, key, value) in records {
+            let Some(key) = key else { continue };
+            self.records += 1;
+            match GroupRecord::decode(&key, value.as_deref()) {
+                Ok(Some(GroupRecord::Offset { group, topic, partition: p, value })) if header.is_transactional() => {
+                    offsets.apply_txn(header.producer_id, &group, (topic, p), value, offset)
+                }
+                Ok(Some(GroupRecord::Offset { group, topic, partition: p, value })) => offsets.apply(&group, (topic, p), value, offset),
+                Ok(Some(GroupRecord::Group { group, value })) => {
+                    self.groups.insert(group, value);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(partition = index, offset, "skipping unreadable record: {e}"),
+            }
+        }
+    }
+
+    /// Builds the shard's groups once the log is replayed.
+    pub fn finish(self, state: &mut ShardState, now: Instant, now_ms: i64) {
+        for (id, value) in self.groups {
+            if let Some(v) = value {
+                state.groups.insert(id.clone(), ClassicGroup::from_value(&id, &v, now));
+            }
+        }
+        // Offsets without a group record (committed, or in an open transaction): a
+        // group only committing (assign(), admin, a transactional producer), Empty.
+        let offsets = &state.offsets;
+        let simple: Vec<String> =
+            offsets.groups().chain(offsets.pending_groups()).filter(|g| !state.groups.contains_key(*g)).cloned().collect();
+        for id in simple {
+            state.groups.entry(id.clone()).or_insert_with(|| ClassicGroup::new(&id, now_ms));
         }
     }
 }
@@ -376,7 +413,82 @@ pub fn is_active(state: State) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use fjord_raft::txn::{MarkerType, build_marker};
+    use fjord_storage::batch;
+
     use super::*;
+    use crate::group::records::OffsetValue;
+    use crate::protocol::records::build_txn_keyed_batch;
+
+    fn commit(group: &str, partition: i32, offset: Option<i64>) -> (Vec<u8>, Option<Vec<u8>>) {
+        let value = offset.map(|offset| OffsetValue {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 1,
+            expire_timestamp: None,
+        });
+        GroupRecord::Offset { group: group.into(), topic: "t".into(), partition, value }.encode()
+    }
+
+    /// Batches placed one after the other in a log starting at offset 0.
+    fn log(batches: Vec<Vec<u8>>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut next = 0;
+        for mut b in batches {
+            batch::patch(&mut b, next, 1);
+            next += BatchHeader::parse(&b).unwrap().offset_count();
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    fn replayed(log: &[u8]) -> ShardState {
+        let mut state =
+            ShardState { loaded_epoch: None, groups: HashMap::new(), offsets: Offsets::default(), txn_writes: TxnWrites::default() };
+        let mut replay = Replay::default();
+        for (header, bytes) in batches(log) {
+            replay.batch(0, &header, bytes, &mut state.offsets);
+        }
+        replay.finish(&mut state, Instant::now(), 1);
+        state
+    }
+
+    #[test]
+    fn loading_holds_transactional_offsets_until_their_marker() {
+        let txn = |pid: i64, records: &[(Vec<u8>, Option<Vec<u8>>)]| build_txn_keyed_batch(records, 1, pid, 0);
+        let marker = |pid: i64, m: MarkerType| build_marker(pid, 0, m, 0, 1);
+        let log = log(vec![
+            build_keyed_batch(&[commit("g", 0, Some(5))], 1),
+            txn(7, &[commit("g", 0, Some(10)), commit("g", 1, Some(11))]),
+            txn(8, &[commit("h", 0, Some(20))]),
+            batch::build_offsetless_control(1, 1, b"raft's own"),
+            marker(7, MarkerType::Commit),
+            txn(9, &[commit("g", 1, Some(30))]),
+            marker(9, MarkerType::Abort),
+            txn(10, &[commit("g", 2, Some(40))]),
+            build_keyed_batch(&[commit("g", 2, Some(41))], 1),
+            marker(10, MarkerType::Commit),
+            txn(11, &[commit("g", 3, Some(50))]),
+            build_keyed_batch(&[commit("g", 3, None)], 1),
+            marker(11, MarkerType::Commit),
+            marker(12, MarkerType::Commit),
+        ]);
+        let mut state = replayed(&log);
+        let at = |s: &ShardState, g: &str, p: i32| s.offsets.get(g, &("t".to_string(), p)).map(|c| c.value.offset);
+        assert_eq!(at(&state, "g", 0), Some(10), "committed by its marker");
+        assert_eq!(at(&state, "g", 1), Some(11), "the aborted transaction left it");
+        assert_eq!(at(&state, "g", 2), Some(41), "the plain commit written after the transactional one wins");
+        assert_eq!(at(&state, "g", 3), None, "the tombstone dropped the pending offset");
+        assert!(!state.offsets.has_pending_group("g"));
+        assert_eq!(at(&state, "h", 0), None, "producer 8's transaction is still open");
+        assert!(state.unstable("h", &("t".to_string(), 0)));
+        assert!(state.groups.get("h").is_some_and(|g| g.state == State::Empty), "a group with only pending offsets exists");
+        assert!(state.groups.contains_key("g"));
+        assert_eq!(state.offsets.complete_txn(8, true), 1, "completed after the load, by the marker writer");
+        assert_eq!(at(&state, "h", 0), Some(20));
+        assert!(!state.unstable("h", &("t".to_string(), 0)));
+    }
 
     #[test]
     fn partition_matches_kafkas_string_hash() {

@@ -2,7 +2,9 @@
 //! `cleanupExpiredOffsets`: an empty group's offsets expire that long after
 //! it became empty; a group that only commits, that long after each
 //! commit; a consuming group keeps the offsets of topics it subscribes to.
-//! A group left with no offsets and no members is deleted.
+//! A group left with no offsets and no members is deleted. An offset an
+//! open transaction is about to replace does not expire, nor does a group
+//! with an open transaction holding offsets.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,20 +13,22 @@ use super::classic::State;
 use super::coordinator::{GroupCoordinator, Locked, write_error_code};
 use super::records::GroupRecord;
 
-/// Deletes the committed offsets of deleted topics, as Kafka's coordinator
-/// does (`onPartitionsDeleted`): a topic created again under the same name
-/// starts with no offsets, so its groups do not skip its first records.
+/// Deletes the offsets of deleted topics, committed or in open
+/// transactions, as Kafka's coordinator does (`onPartitionsDeleted`): a
+/// topic created again under the same name starts with no offsets, so its
+/// groups do not skip its first records.
 pub async fn forget_topics(coordinator: &Arc<GroupCoordinator>, locked: &mut Locked, topics: &HashSet<String>) {
+    let offsets = &locked.state.offsets;
     let records: Vec<GroupRecord> = locked
         .state
         .groups
         .keys()
         .flat_map(|id| {
-            let offsets = locked.state.offsets.of_group(id);
-            offsets.filter(|((t, _), _)| topics.contains(t)).map(|((topic, p), _)| GroupRecord::Offset {
+            let all = offsets.all_partitions(id);
+            all.into_iter().filter(|(t, _)| topics.contains(t)).map(|(topic, partition)| GroupRecord::Offset {
                 group: id.clone(),
-                topic: topic.clone(),
-                partition: *p,
+                topic,
+                partition,
                 value: None,
             })
         })
@@ -50,14 +54,14 @@ pub async fn expire(coordinator: &Arc<GroupCoordinator>, locked: &mut Locked, no
             let expired = match c.value.expire_timestamp {
                 Some(at) => now_ms >= at,
                 None => !subscribed.contains(topic) && now_ms.saturating_sub(base) >= retention,
-            };
+            } && !state.offsets.has_pending(id, &(topic.clone(), *p));
             if expired {
                 records.push(GroupRecord::Offset { group: id.clone(), topic: topic.clone(), partition: *p, value: None });
             } else {
                 kept += 1;
             }
         }
-        if kept == 0 && g.state == State::Empty && g.is_empty() {
+        if kept == 0 && g.state == State::Empty && g.is_empty() && !state.offsets.has_pending_group(id) {
             emptied.push(id.clone());
             records.push(GroupRecord::Group { group: id.clone(), value: None });
         }

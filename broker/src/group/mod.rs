@@ -4,6 +4,8 @@
 //! - [`classic`]: one group's state machine (Join/Sync/Heartbeat/Leave, deadlines).
 //! - [`coordinator`]: shards per partition, loading from the log, writes, timers.
 //! - [`offsets`]: committed offsets as the log says.
+//! - [`txn_offsets`]: offsets of open transactions, waiting for their marker.
+//! - [`txn_commit`]: writing TxnOffsetCommit's records, ending transactions on markers.
 //! - [`records`]: Kafka's `__consumer_offsets` key and value formats.
 //! - [`expiry`]: offset retention (`offsets.retention.minutes`).
 //! - [`subscription`]: topics of a consumer-protocol subscription.
@@ -16,5 +18,7 @@ pub mod offsets;
 pub mod records;
 pub mod subscription;
 pub mod topic;
+pub mod txn_commit;
+pub mod txn_offsets;
 
 pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};

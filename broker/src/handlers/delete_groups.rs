@@ -40,8 +40,10 @@ async fn delete(ctx: &RequestContext, id: &str) -> Result<(), i16> {
     let mut records: Vec<GroupRecord> = locked
         .state
         .offsets
-        .of_group(id)
-        .map(|((topic, p), _)| GroupRecord::Offset { group: id.to_string(), topic: topic.clone(), partition: *p, value: None })
+        // Pending transactional offsets too: a later COMMIT must not bring them back.
+        .all_partitions(id)
+        .into_iter()
+        .map(|(topic, p)| GroupRecord::Offset { group: id.to_string(), topic, partition: p, value: None })
         .collect();
     records.push(GroupRecord::Group { group: id.to_string(), value: None });
     // Gone at once, as in Kafka: the group is Dead while its tombstones commit.

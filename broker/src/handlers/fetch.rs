@@ -367,18 +367,22 @@ fn read_partition(partition: &Partition, t: &Target, budget: usize, min_one_batc
     if let Err(e) = partition.check_leader(t.current_leader_epoch(), limits.only_leader) {
         return Outcome::error(epochs::error_code(e));
     }
-    let high_watermark = partition.high_watermark();
+    // The last stable offset first: read after the high watermark it could
+    // pass an entry the high watermark read does not cover yet.
+    let last_stable_offset = partition.last_stable_offset();
+    let high_watermark = partition.high_watermark().max(last_stable_offset);
+    // read_committed stops at the last stable offset (Kafka's `FetchIsolation.TXN_COMMITTED`).
+    let upto = if limits.read_committed { last_stable_offset } else { high_watermark };
     let log_start_offset = partition.log_start_offset();
     let fetch_offset = t.params.fetch_offset;
-    let ok = |records: Vec<Bytes>, records_bytes: usize, diverging_epoch: Option<EpochEndOffset>| Outcome {
+    let ok = |records: Vec<Bytes>, records_bytes: usize, next_offset: i64, diverging_epoch: Option<EpochEndOffset>| Outcome {
         error_code: 0,
         high_watermark,
-        // No transactions yet: the last stable offset is the high watermark.
-        last_stable_offset: high_watermark,
+        last_stable_offset,
         log_start_offset,
         records,
         records_bytes,
-        aborted_transactions: (limits.read_committed && diverging_epoch.is_none()).then(Vec::new),
+        aborted_transactions: (limits.read_committed && diverging_epoch.is_none()).then(|| aborted(partition, fetch_offset, next_offset)),
         diverging_epoch,
         remote: false,
     };
@@ -388,20 +392,31 @@ fn read_partition(partition: &Partition, t: &Target, budget: usize, min_one_batc
             Ok(None) => return Outcome::error(ResponseError::OffsetOutOfRange.code()),
             Ok(Some(_)) if fetch_offset < log_start_offset => return Outcome::error(ResponseError::OffsetOutOfRange.code()),
             Ok(Some(end)) if end.epoch < t.params.last_fetched_epoch || end.end_offset < fetch_offset => {
-                return ok(Vec::new(), 0, Some(EpochEndOffset { epoch: end.epoch, end_offset: end.end_offset }));
+                return ok(Vec::new(), 0, fetch_offset, Some(EpochEndOffset { epoch: end.epoch, end_offset: end.end_offset }));
             }
             Ok(Some(_)) => {}
         }
     }
     if fetch_offset >= log_start_offset && fetch_offset < partition.local_log_start_offset() {
-        return Outcome { remote: true, ..ok(Vec::new(), 0, None) };
+        return Outcome { remote: true, ..ok(Vec::new(), 0, fetch_offset, None) };
     }
-    match partition.read(fetch_offset, budget, high_watermark) {
-        Ok(read) if within_budget(read.bytes, budget, min_one_batch) => ok(read.slices, read.bytes, None),
-        Ok(_) => ok(Vec::new(), 0, None),
+    match partition.read(fetch_offset, budget, upto) {
+        Ok(read) if within_budget(read.bytes, budget, min_one_batch) => ok(read.slices, read.bytes, read.next_offset, None),
+        Ok(_) => ok(Vec::new(), 0, fetch_offset, None),
         Err(StorageError::OffsetOutOfRange { .. }) => Outcome::error(ResponseError::OffsetOutOfRange.code()),
         Err(e) => storage_failure(partition, &e),
     }
+}
+
+/// The aborted transactions a read_committed consumer needs for the
+/// records of `[from, upto)`: with them and the ABORT markers it drops
+/// aborted batches (Kafka's `collectAbortedTransactions`).
+fn aborted(partition: &Partition, from: i64, upto: i64) -> Vec<AbortedTransaction> {
+    partition
+        .aborted_transactions(from, upto)
+        .into_iter()
+        .map(|t| AbortedTransaction { producer_id: t.producer_id, first_offset: t.first_offset })
+        .collect()
 }
 
 /// Reads `t`'s offset from the object store: one segment's batches, up to
@@ -418,11 +433,13 @@ async fn read_remote(remote: Option<&RemoteStore>, partition: &Partition, t: &Ta
     };
     let budget = (t.params.max_bytes.max(0) as usize).min(limits.max_bytes);
     let remote_segment = tiering::remote_segment(partition, &segment);
-    let read =
-        remote_read::read(store, &remote_segment, segment.base_offset, segment.next_offset, offset, budget, true, template.high_watermark)
-            .await;
+    let upto = if limits.read_committed { template.last_stable_offset } else { template.high_watermark };
+    let read = remote_read::read(store, &remote_segment, segment.base_offset, segment.next_offset, offset, budget, true, upto).await;
     match read {
-        Ok(r) => Outcome { records: r.slices, records_bytes: r.bytes, remote: false, ..template },
+        Ok(r) => {
+            let aborted_transactions = template.aborted_transactions.is_some().then(|| aborted(partition, offset, r.next_offset));
+            Outcome { records: r.slices, records_bytes: r.bytes, remote: false, aborted_transactions, ..template }
+        }
         Err(e) => {
             tracing::warn!(topic = %partition.topic, partition = partition.index, offset, "fetch from tiered storage failed: {e}");
             Outcome::error(ResponseError::KafkaStorageError.code())
@@ -474,7 +491,7 @@ fn can_complete(targets: &[Target], limits: &Limits) -> bool {
         if partition.check_leader(t.current_leader_epoch(), limits.only_leader).is_err() {
             return true;
         }
-        let high_watermark = partition.high_watermark();
+        let high_watermark = if limits.read_committed { partition.last_stable_offset() } else { partition.high_watermark() };
         let partition_max = t.params.max_bytes.max(0) as usize;
         match partition.read(t.params.fetch_offset, partition_max, high_watermark) {
             Err(_) => return true,

@@ -1,6 +1,9 @@
 //! FindCoordinator (key 10): the broker leading the key's
-//! `__consumer_offsets` partition, at the address advertised on the
-//! listener the request came in on. v4+ batches keys, each with its own error.
+//! `__consumer_offsets` partition (key type 0, a group) or
+//! `__transaction_state` partition (key type 1, a transactional id), at the
+//! address advertised on the listener the request came in on. v4+ batches
+//! keys, each with its own error. The topic is created on the first lookup;
+//! until it is online the answer is COORDINATOR_NOT_AVAILABLE.
 
 use std::ops::RangeInclusive;
 
@@ -9,10 +12,11 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::RequestContext;
-use super::authz::group_allowed;
+use super::authz::{allowed, group_allowed};
 use super::util::str_bytes;
 use crate::group::topic::ensure_offsets_topic;
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::txn::topic::ensure_txn_topic;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
@@ -47,23 +51,31 @@ async fn find(ctx: &RequestContext, key_type: i8, key: &str) -> Coordinator {
             .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)))
     };
-    match key_type {
+    let (topic_name, partition) = match key_type {
         GROUP if !group_allowed(ctx, AclOperation::Describe, key) => {
             return failed(E::GroupAuthorizationFailed, "Not authorized to access group.");
         }
-        GROUP => {}
-        // The transaction coordinator comes with transactions (issue 12);
-        // until then transactional producers get InitProducerId's answer.
-        TRANSACTION => return failed(E::TransactionalIdAuthorizationFailed, "Transactions are not supported yet."),
+        GROUP => {
+            if !ensure_offsets_topic(&ctx.broker).await {
+                return failed(E::CoordinatorNotAvailable, "The coordinator is not available.");
+            }
+            (crate::group::OFFSETS_TOPIC, ctx.broker.groups.partition_of(key))
+        }
+        TRANSACTION if !allowed(ctx, &ctx.broker.metadata.image(), AclOperation::Describe, ResourceType::TransactionalId, key) => {
+            return failed(E::TransactionalIdAuthorizationFailed, "Transactional Id authorization failed.");
+        }
+        TRANSACTION => {
+            if !ensure_txn_topic(&ctx.broker).await {
+                return failed(E::CoordinatorNotAvailable, "The coordinator is not available.");
+            }
+            (crate::txn::TXN_TOPIC, ctx.broker.txn.partition_of(key))
+        }
         _ => return failed(E::InvalidRequest, &format!("Unsupported key type {key_type}.")),
-    }
-    if !ensure_offsets_topic(&ctx.broker).await {
-        return failed(E::CoordinatorNotAvailable, "The coordinator is not available.");
-    }
-    // The coordinator is the leader of the group's __consumer_offsets partition.
+    };
+    // The coordinator is the leader of the key's partition.
     let image = ctx.broker.metadata.image();
-    let leader = ctx.broker.groups.partition_of(key).and_then(|p| {
-        let topic = image.topic(crate::group::OFFSETS_TOPIC)?;
+    let leader = partition.and_then(|p| {
+        let topic = image.topic(topic_name)?;
         let view = ctx.broker.leader_view(&image, topic, p);
         (view.leader >= 0).then_some(view.leader)
     });

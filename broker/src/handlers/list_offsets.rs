@@ -46,7 +46,7 @@ const FIRST_OFFSET_NOT_AVAILABLE_VERSION: i16 = 5;
 pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let image = ctx.broker.metadata.image();
     let duplicates = duplicate_partitions(&req);
-    let query = Query { version: ctx.api_version, replica_id: req.replica_id.0 };
+    let query = Query { version: ctx.api_version, replica_id: req.replica_id.0, read_committed: req.isolation_level == 1 };
     let mut answered = HashSet::new();
     let mut topics: Vec<ListOffsetsTopicResponse> = Vec::new();
     for t in &req.topics {
@@ -78,6 +78,8 @@ pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffset
 struct Query {
     version: i16,
     replica_id: i32,
+    /// isolation_level 1 (v2+): LATEST is the last stable offset.
+    read_committed: bool,
 }
 
 /// Kafka's `ListOffsetsRequest.duplicatePartitions`.
@@ -165,8 +167,13 @@ async fn lookup(
     let leader_epoch = partition.check_leader(current, query.replica_id != DEBUGGING_REPLICA_ID).map_err(epochs::error_code)?;
     let is_client = query.replica_id == CONSUMER_REPLICA_ID;
     let high_watermark = partition.high_watermark();
-    // No transactions yet: the last stable offset (read_committed) is the high watermark.
-    let last_fetchable = if is_client { high_watermark } else { partition.log_end_offset() };
+    // Kafka's `fetchOffsetForTimestamp`: LATEST is the last stable offset for
+    // read_committed clients, the high watermark for other clients.
+    let last_fetchable = match (is_client, query.read_committed) {
+        (true, true) => partition.last_stable_offset(),
+        (true, false) => high_watermark,
+        (false, _) => partition.log_end_offset(),
+    };
     // Right after an election, until the high watermark reaches the start of
     // the new epoch, clients may not learn offsets the old leader never committed.
     let lagging = if is_client {

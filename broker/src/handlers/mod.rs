@@ -8,6 +8,8 @@
 //! returns a [`Pending`] future instead, which the connection awaits in
 //! order while it reads and starts the next request.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
@@ -25,10 +27,13 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod fetch_session;
 pub mod find_coordinator;
@@ -40,6 +45,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -49,7 +55,9 @@ pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod util;
+pub mod write_txn_markers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -110,6 +118,11 @@ pub const APIS: &[Api] = &[
     Api { key: ApiKey::CreateTopics, versions: create_topics::VERSIONS },
     Api { key: ApiKey::DeleteTopics, versions: delete_topics::VERSIONS },
     Api { key: ApiKey::InitProducerId, versions: init_producer_id::VERSIONS },
+    Api { key: ApiKey::AddPartitionsToTxn, versions: add_partitions_to_txn::VERSIONS },
+    Api { key: ApiKey::AddOffsetsToTxn, versions: add_offsets_to_txn::VERSIONS },
+    Api { key: ApiKey::EndTxn, versions: end_txn::VERSIONS },
+    Api { key: ApiKey::DescribeTransactions, versions: describe_transactions::VERSIONS },
+    Api { key: ApiKey::ListTransactions, versions: list_transactions::VERSIONS },
     Api { key: ApiKey::OffsetForLeaderEpoch, versions: offset_for_leader_epoch::VERSIONS },
     Api { key: ApiKey::DescribeConfigs, versions: describe_configs::VERSIONS },
     Api { key: ApiKey::AlterConfigs, versions: alter_configs::VERSIONS },
@@ -120,6 +133,7 @@ pub const APIS: &[Api] = &[
     Api { key: ApiKey::DescribeTopicPartitions, versions: describe_topic_partitions::VERSIONS },
     Api { key: ApiKey::OffsetCommit, versions: offset_commit::VERSIONS },
     Api { key: ApiKey::OffsetFetch, versions: offset_fetch::VERSIONS },
+    Api { key: ApiKey::TxnOffsetCommit, versions: txn_offset_commit::VERSIONS },
     Api { key: ApiKey::FindCoordinator, versions: find_coordinator::VERSIONS },
     Api { key: ApiKey::JoinGroup, versions: join_group::VERSIONS },
     Api { key: ApiKey::Heartbeat, versions: heartbeat::VERSIONS },
@@ -141,6 +155,8 @@ pub const APIS: &[Api] = &[
     Api { key: ApiKey::DescribeAcls, versions: describe_acls::VERSIONS },
     Api { key: ApiKey::CreateAcls, versions: create_acls::VERSIONS },
     Api { key: ApiKey::DeleteAcls, versions: delete_acls::VERSIONS },
+    Api { key: ApiKey::WriteTxnMarkers, versions: write_txn_markers::VERSIONS },
+    Api { key: ApiKey::DescribeProducers, versions: describe_producers::VERSIONS },
 ];
 
 pub fn served(key: ApiKey) -> Option<&'static RangeInclusive<i16>> {
@@ -191,6 +207,13 @@ pub async fn dispatch(ctx: RequestContext, request: Request) -> Result<Pending, 
         ApiKey::CreateTopics => simple!(create_topics, CreateTopicsRequest),
         ApiKey::DeleteTopics => simple!(delete_topics, DeleteTopicsRequest),
         ApiKey::InitProducerId => simple!(init_producer_id, InitProducerIdRequest),
+        ApiKey::AddPartitionsToTxn => simple!(add_partitions_to_txn, AddPartitionsToTxnRequest),
+        ApiKey::AddOffsetsToTxn => simple!(add_offsets_to_txn, AddOffsetsToTxnRequest),
+        ApiKey::EndTxn => simple!(end_txn, EndTxnRequest),
+        ApiKey::DescribeTransactions => simple!(describe_transactions, DescribeTransactionsRequest),
+        ApiKey::ListTransactions => simple!(list_transactions, ListTransactionsRequest),
+        ApiKey::WriteTxnMarkers => simple!(write_txn_markers, WriteTxnMarkersRequest),
+        ApiKey::DescribeProducers => simple!(describe_producers, DescribeProducersRequest),
         ApiKey::OffsetForLeaderEpoch => simple!(offset_for_leader_epoch, OffsetForLeaderEpochRequest),
         ApiKey::DescribeConfigs => simple!(describe_configs, DescribeConfigsRequest),
         ApiKey::AlterConfigs => simple!(alter_configs, AlterConfigsRequest),
@@ -205,6 +228,7 @@ pub async fn dispatch(ctx: RequestContext, request: Request) -> Result<Pending, 
         ApiKey::DescribeTopicPartitions => simple!(describe_topic_partitions, DescribeTopicPartitionsRequest),
         ApiKey::OffsetCommit => simple!(offset_commit, OffsetCommitRequest),
         ApiKey::OffsetFetch => simple!(offset_fetch, OffsetFetchRequest),
+        ApiKey::TxnOffsetCommit => simple!(txn_offset_commit, TxnOffsetCommitRequest),
         ApiKey::FindCoordinator => simple!(find_coordinator, FindCoordinatorRequest),
         ApiKey::JoinGroup => {
             let req: JoinGroupRequest = decode_body(api_key, version, body)?;

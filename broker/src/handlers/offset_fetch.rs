@@ -1,6 +1,10 @@
 //! OffsetFetch (key 9): committed offsets of one group (v0-7) or several
 //! (v8+); all of a group's when no topics are named. Unknown groups and
 //! partitions without a commit answer -1, not an error, as Kafka does.
+//! With RequireStable (v7+; the Java consumer always sets it) a partition
+//! an open transaction has committed an offset for answers
+//! UNSTABLE_OFFSET_COMMIT, which the consumer retries until the
+//! transaction ends (Kafka's `OffsetMetadataManager.fetchOffsets`).
 
 use std::ops::RangeInclusive;
 
@@ -22,11 +26,12 @@ pub const VERSIONS: RangeInclusive<i16> = 1..=9;
 type Fetched = (i32, i64, i32, Option<String>, i16);
 
 pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    let stable = ctx.api_version >= 7 && req.require_stable;
     if ctx.api_version >= 8 {
         let mut groups = Vec::with_capacity(req.groups.len());
         for g in &req.groups {
             let asked = g.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.clone(), t.partition_indexes.clone())).collect());
-            let (code, topics) = match fetch(ctx, &g.group_id, asked).await {
+            let (code, topics) = match fetch(ctx, &g.group_id, asked, stable).await {
                 Ok(t) => (0, t),
                 Err(code) => (code, Vec::new()),
             };
@@ -46,7 +51,7 @@ pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetc
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let asked = req.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.clone(), t.partition_indexes.clone())).collect());
-    match fetch(ctx, &req.group_id, asked).await {
+    match fetch(ctx, &req.group_id, asked, stable).await {
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics
                 .into_iter()
@@ -93,6 +98,7 @@ async fn fetch(
     ctx: &RequestContext,
     group_id: &str,
     asked: Option<Vec<(TopicName, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<Vec<(TopicName, Vec<Fetched>)>, i16> {
     if !group_allowed(ctx, AclOperation::Describe, group_id) {
         return Err(E::GroupAuthorizationFailed.code());
@@ -104,9 +110,14 @@ async fn fetch(
         // Clients before 3.9 do not retry COORDINATOR_NOT_AVAILABLE here (Kafka maps it too).
         if code == E::CoordinatorNotAvailable.code() { E::NotCoordinator.code() } else { code }
     })?;
-    let offsets = &locked.state.offsets;
+    let state = &locked.state;
+    let offsets = &state.offsets;
     let fetched = |topic: &str, p: i32| -> Fetched {
-        match offsets.get(group_id, &(topic.to_string(), p)) {
+        let tp = (topic.to_string(), p);
+        if require_stable && state.unstable(group_id, &tp) {
+            return (p, -1, -1, Some(String::new()), E::UnstableOffsetCommit.code());
+        }
+        match offsets.get(group_id, &tp) {
             Some(c) => (p, c.value.offset, c.value.leader_epoch, Some(c.value.metadata.clone()), 0),
             None => (p, -1, -1, Some(String::new()), 0),
         }

@@ -40,6 +40,16 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
     };
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let image = ctx.broker.metadata.image();
+    let transactional_id = req.transactional_id.as_ref().map(|t| t.to_string());
+    // Kafka refuses the whole request (`KafkaApis.handleProduceRequest`):
+    // transactional records need a transactional id the client may write.
+    let refused = match &transactional_id {
+        Some(id) => !allowed(&ctx, &image, AclOperation::Write, ResourceType::TransactionalId, id),
+        None => has_transactional_records(&req),
+    };
+    if refused {
+        return ready(respond(&ctx, &all_failed(&req, ResponseError::TransactionalIdAuthorizationFailed)));
+    }
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let topic =
@@ -64,7 +74,7 @@ pub async fn handle(ctx: Arc<RequestContext>, req: ProduceRequest) -> Pending {
                     None => Slot::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
                     Some(partition) => match enough_replicas(&image, ti, &partition, acks) {
                         Err(message) => Slot::Done(Err((ResponseError::NotEnoughReplicas, Some(message)))),
-                        Ok(()) => propose(&ctx, &partition, p.records, acks, timeout).await,
+                        Ok(()) => propose(&ctx, &partition, p.records, acks, timeout, transactional_id.as_deref()).await,
                     },
                 },
             };
@@ -136,7 +146,14 @@ fn enough_replicas(image: &MetadataImage, topic: &TopicImage, partition: &Partit
 }
 
 /// Checks the records of one partition and proposes the batch.
-async fn propose(ctx: &RequestContext, partition: &Arc<Partition>, records: Option<bytes::Bytes>, acks: Acks, timeout: Duration) -> Slot {
+async fn propose(
+    ctx: &RequestContext,
+    partition: &Arc<Partition>,
+    records: Option<bytes::Bytes>,
+    acks: Acks,
+    timeout: Duration,
+    transactional_id: Option<&str>,
+) -> Slot {
     let (header, batch) = match single_batch(&records.unwrap_or_default()) {
         Ok(b) => b,
         Err(e) => return Slot::Done(Err(failure(&e))),
@@ -144,10 +161,45 @@ async fn propose(ctx: &RequestContext, partition: &Arc<Partition>, records: Opti
     if header.compression_codec() == ZSTD && ctx.api_version < 7 {
         return Slot::Done(Err((ResponseError::UnsupportedCompressionType, None)));
     }
+    if let Err(code) = verify_transaction(ctx, partition, &header, &batch, transactional_id).await {
+        let code = ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError);
+        return Slot::Done(Err((code, None)));
+    }
     match partition.append(batch, acks, timeout).await {
         Ok(wait) => Slot::Waiting(Arc::clone(partition), wait),
         Err(e) => Slot::Done(Err(failure(&e))),
     }
+}
+
+/// Kafka's `ProduceRequest.hasTransactionalRecords`: the first batch of
+/// any partition carries the transactional attribute.
+fn has_transactional_records(req: &ProduceRequest) -> bool {
+    const ATTRIBUTES_AT: usize = 21;
+    const TRANSACTIONAL: u8 = 0x10;
+    req.topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref())
+        .any(|r| r.get(ATTRIBUTES_AT + 1).is_some_and(|a| a & TRANSACTIONAL != 0))
+}
+
+/// KIP-890 part 1: the first transactional batch of a transaction on this
+/// partition is written only if the transaction's coordinator has the
+/// partition in the producer's open transaction, so a late batch of an
+/// ended transaction cannot open a transaction no coordinator will end.
+async fn verify_transaction(
+    ctx: &RequestContext,
+    partition: &Arc<Partition>,
+    header: &fjord_storage::batch::BatchHeader,
+    batch: &[u8],
+    transactional_id: Option<&str>,
+) -> Result<(), i16> {
+    let Some(id) = transactional_id.filter(|_| header.is_transactional()) else { return Ok(()) };
+    let Ok(Some(p)) = fjord_raft::producer_state::ProducerBatch::parse(batch) else { return Ok(()) };
+    if partition.in_transaction(p.producer_id) {
+        return Ok(());
+    }
+    crate::txn::verify_partition(&ctx.broker, id, p.producer_id, p.epoch, &partition.topic, partition.index).await
 }
 
 fn failure(e: &AppendError) -> (ResponseError, Option<String>) {

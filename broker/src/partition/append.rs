@@ -68,6 +68,8 @@ pub enum AppendError {
     OutOfOrderSequence(String),
     #[error("invalid producer epoch: {0}")]
     InvalidProducerEpoch(String),
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
     #[error("timed out waiting for replication")]
     Timeout,
     #[error("append failed: {0}")]
@@ -141,6 +143,15 @@ impl Partition {
             return Err(AppendError::NotLeader);
         }
         let mut sequencer = self.sequencer.lock().await;
+        if let Some(p) = producer.filter(|p| !p.is_transactional)
+            && self.in_transaction(p.producer_id)
+        {
+            // Kafka's `ProducerAppendInfo.appendDataBatch`.
+            return Err(AppendError::InvalidTxnState(format!(
+                "a non-transactional batch from producer {} while its transaction is open",
+                p.producer_id
+            )));
+        }
         let tracked = match producer {
             None => None,
             Some(p) => {
@@ -241,6 +252,37 @@ impl Partition {
     }
 }
 
+impl Partition {
+    /// Proposes a batch the broker built itself (a transaction marker, a
+    /// transactional offset commit) as it is: no client checks and no
+    /// sequence check, but in order with client batches, and refused if its
+    /// producer epoch is older than the partition's (fenced). The future
+    /// resolves once the batch is committed, with its first offset.
+    pub async fn append_trusted(self: &Arc<Self>, bytes: Bytes, timeout: Duration) -> Result<AppendWait, AppendError> {
+        if !self.ready_to_lead(timeout.min(LEAD_WAIT)).await {
+            return Err(AppendError::NotLeader);
+        }
+        let producer = fjord_raft::producer_state::ProducerBatch::parse(&bytes).map_err(|e| AppendError::Corrupt(e.to_string()))?;
+        let batch = KafkaBatch::new(bytes).map_err(|e| AppendError::Corrupt(e.to_string()))?;
+        let (responder, rx) = ProgressResponder::complete_only();
+        let sequencer = self.sequencer.lock().await;
+        // Checked under the lock, so no marker fencing the epoch slips in between.
+        if let Some(p) = producer {
+            let stored = self.group.producer_states().read().expect("producer states").get(p.producer_id).map(|e| e.epoch());
+            if let Some(stored) = stored.filter(|s| p.epoch < *s) {
+                return Err(AppendError::InvalidProducerEpoch(format!("epoch {} is older than the producer's {stored}", p.epoch)));
+            }
+        }
+        let submitted = self.group.raft().client_write_ff(batch, Some(responder)).await;
+        drop(sequencer);
+        submitted.map_err(|e| AppendError::Failed(e.to_string()))?;
+        Ok(Box::pin(async move {
+            let base_offset = tokio::time::timeout(timeout, rx).await.map_err(|_| AppendError::Timeout)?;
+            Ok(Appended { base_offset: write_outcome(base_offset)?, log_append_time_ms: -1 })
+        }))
+    }
+}
+
 fn wait_for_original(mut rx: watch::Receiver<BatchOutcome>, log_append_time_ms: i64) -> AppendWait {
     Box::pin(async move {
         let r = rx.wait_for(Option::is_some).await.map_err(|_| AppendError::NotLeader)?;
@@ -261,6 +303,7 @@ pub fn error_code(e: &AppendError) -> i16 {
         AppendError::InvalidTimestamp(_) => E::InvalidTimestamp.code(),
         AppendError::OutOfOrderSequence(_) => E::OutOfOrderSequenceNumber.code(),
         AppendError::InvalidProducerEpoch(_) => E::InvalidProducerEpoch.code(),
+        AppendError::InvalidTxnState(_) => E::InvalidTxnState.code(),
         AppendError::Timeout => E::RequestTimedOut.code(),
         AppendError::Failed(_) => E::KafkaStorageError.code(),
         AppendError::Earlier(code) => *code,

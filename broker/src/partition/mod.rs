@@ -6,14 +6,19 @@
 //! - [`validate`]: Kafka's checks on a client batch, before anything is written.
 //! - [`sequencer`]: producer sequences of batches proposed but not yet applied.
 //! - [`tiering`]: uploads rolled segments and deletes remote ones (KIP-405's remote log manager).
+//! - [`txn`]: last stable offset, aborted transactions.
+//! - [`markers`]: writes transaction markers (WriteTxnMarkers and the transaction coordinator).
 //! - [`remote_read`]: Fetch and ListOffsets below the local log start, from the object store.
 
 pub mod append;
+pub mod cleaner;
 pub mod epochs;
 pub mod manager;
+pub mod markers;
 pub mod remote_read;
 pub mod sequencer;
 pub mod tiering;
+pub mod txn;
 pub mod validate;
 
 use std::sync::{Arc, RwLock};

@@ -109,6 +109,8 @@ mod tests {
             last_offset_delta: n - 1,
             max_timestamp_ms: 0,
             is_control: false,
+            is_transactional: false,
+            marker: None,
         }
     }
 

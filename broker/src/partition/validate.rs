@@ -56,6 +56,15 @@ pub fn validate(bytes: Bytes, config: &TopicConfig, now_ms: i64) -> Result<Valid
     if header.is_control() {
         return Err(AppendError::InvalidRecord("clients may not send control batches".into()));
     }
+    // Kafka's `LogValidator.validateBatch` for client appends only: the log
+    // takes batches with fewer records than offsets (what its cleaner
+    // leaves, replicated to followers), a producer may not send one.
+    if header.record_count <= 0 || i64::from(header.record_count) != header.offset_count() {
+        return Err(AppendError::InvalidRecord(format!(
+            "Inconsistent batch offset range [0, {}] and count of records {}",
+            header.last_offset_delta, header.record_count
+        )));
+    }
     let producer = producer_of(&bytes)?;
     if producer.is_some_and(|p| p.first_seq < 0) {
         return Err(AppendError::InvalidRecord("an idempotent batch needs a base sequence".into()));
@@ -148,6 +157,29 @@ mod tests {
         let mut compact = cfg();
         compact.cleanup_policy = vec!["compact".into()];
         assert!(matches!(validate(good, &compact, now), Err(AppendError::InvalidRecord(_))));
+    }
+
+    /// What the log cleaner writes (fewer records than offsets, or none) is
+    /// valid in the log but never from a client.
+    #[test]
+    fn a_batch_with_fewer_records_than_offsets_is_refused() {
+        let now = 1_700_000_000_000;
+        let good = build_batch(&[b"a".to_vec(), b"b".to_vec()], now);
+        for (delta, count) in [(2, 2), (1, 0), (5, 2)] {
+            let mut b = good.clone();
+            b[23..27].copy_from_slice(&i32::to_be_bytes(delta));
+            b[57..61].copy_from_slice(&i32::to_be_bytes(count));
+            if count == 0 {
+                b.truncate(batch::HEADER_BYTES);
+                let len = (b.len() - 12) as i32;
+                b[8..12].copy_from_slice(&len.to_be_bytes());
+            }
+            let crc = crc32c::crc32c(&b[21..]);
+            b[17..21].copy_from_slice(&crc.to_be_bytes());
+            assert!(batch::validate(&b).is_ok(), "the log would take delta {delta} count {count}");
+            let err = validate(Bytes::from(b), &cfg(), now).unwrap_err();
+            assert!(matches!(err, AppendError::InvalidRecord(_)), "delta {delta} count {count}: {err:?}");
+        }
     }
 
     #[test]

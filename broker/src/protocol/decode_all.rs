@@ -105,6 +105,14 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, FrameError> {
         ApiKey::DescribeAcls => body!(DescribeAclsRequest),
         ApiKey::CreateAcls => body!(CreateAclsRequest),
         ApiKey::DeleteAcls => body!(DeleteAclsRequest),
+        ApiKey::AddPartitionsToTxn => body!(AddPartitionsToTxnRequest),
+        ApiKey::AddOffsetsToTxn => body!(AddOffsetsToTxnRequest),
+        ApiKey::EndTxn => body!(EndTxnRequest),
+        ApiKey::WriteTxnMarkers => body!(WriteTxnMarkersRequest),
+        ApiKey::TxnOffsetCommit => body!(TxnOffsetCommitRequest),
+        ApiKey::DescribeProducers => body!(DescribeProducersRequest),
+        ApiKey::DescribeTransactions => body!(DescribeTransactionsRequest),
+        ApiKey::ListTransactions => body!(ListTransactionsRequest),
         other => return Err(FrameError::BadBody { api: other, version, detail: "not served".into() }),
     }
     Ok(decoded)
@@ -305,6 +313,10 @@ mod tests {
                     DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
                     AlterUserScramCredentials => AlterUserScramCredentialsRequest,
                     DescribeAcls => DescribeAclsRequest, CreateAcls => CreateAclsRequest, DeleteAcls => DeleteAclsRequest,
+                    AddPartitionsToTxn => AddPartitionsToTxnRequest, AddOffsetsToTxn => AddOffsetsToTxnRequest,
+                    EndTxn => EndTxnRequest, WriteTxnMarkers => WriteTxnMarkersRequest,
+                    TxnOffsetCommit => TxnOffsetCommitRequest, DescribeProducers => DescribeProducersRequest,
+                    DescribeTransactions => DescribeTransactionsRequest, ListTransactions => ListTransactionsRequest,
                 );
                 let decoded = decode_request(frame(api.key, version, &body));
                 let decoded = decoded.unwrap_or_else(|e| panic!("{:?} v{version}: {e}", api.key));

@@ -102,6 +102,25 @@ pub fn build_keyed_batch(records: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) ->
     build_uncompressed(records.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())), now_ms)
 }
 
+/// [`build_keyed_batch`] as part of a transaction: the transactional
+/// attribute (0x10) with the producer's id and epoch, base sequence -1 (as
+/// Kafka's coordinator writes its transactional batches: no sequence to
+/// check). The group coordinator's TxnOffsetCommit records.
+pub fn build_txn_keyed_batch(records: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64, producer_id: i64, producer_epoch: i16) -> Vec<u8> {
+    const ATTR_TRANSACTIONAL: i16 = 0x10;
+    const ATTRIBUTES_AT: usize = 21;
+    const PRODUCER_ID_AT: usize = 43;
+    const PRODUCER_EPOCH_AT: usize = 51;
+    const CRC_AT: usize = 17;
+    let mut b = build_uncompressed(records.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())), now_ms);
+    b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&ATTR_TRANSACTIONAL.to_be_bytes());
+    b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+    b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// One uncompressed v2 batch of (key, value) records without headers, all
 /// stamped `now_ms`; base offset 0, no producer.
 fn build_uncompressed<'a>(records: impl ExactSizeIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>)>, now_ms: i64) -> Vec<u8> {
@@ -223,6 +242,17 @@ mod tests {
         let mut placed = build_batch(&[b"a".to_vec(), b"b".to_vec()], 5);
         batch::patch(&mut placed, 100, 3);
         assert_eq!(batch_records(&placed).unwrap(), vec![(100, None, Some(Bytes::from("a"))), (101, None, Some(Bytes::from("b")))]);
+    }
+
+    #[test]
+    fn transactional_keyed_batches_carry_their_producer() {
+        let b = build_txn_keyed_batch(&keyed(), 5, 4242, 7);
+        let h = batch::validate(&b).unwrap();
+        assert!(h.is_transactional() && !h.is_control());
+        assert_eq!((h.producer_id, h.record_count, h.compression_codec()), (4242, 4, 0));
+        assert_eq!(i16::from_be_bytes([b[51], b[52]]), 7, "producer epoch");
+        assert_eq!(i32::from_be_bytes(b[53..57].try_into().unwrap()), -1, "no base sequence");
+        assert_eq!(batch_records(&b).unwrap(), batch_records(&build_keyed_batch(&keyed(), 5)).unwrap());
     }
 
     #[test]

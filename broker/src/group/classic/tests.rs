@@ -210,6 +210,33 @@ fn offset_commits_follow_kafkas_checks() {
 }
 
 #[test]
+fn txn_offset_commits_follow_kafkas_checks() {
+    let t0 = Instant::now();
+    let empty = ClassicGroup::new("g", 0);
+    assert_eq!(empty.validate_txn_offset_commit("", None, -1), Ok(()));
+    assert_eq!(empty.validate_txn_offset_commit("m", None, 1), Err(E::UnknownMemberId.code()));
+    let l = limits(3000);
+    let (g, a, _) = stable_pair(&l, t0);
+    assert_eq!(g.validate_txn_offset_commit(&a, None, 1), Ok(()));
+    assert_eq!(g.validate_txn_offset_commit(&a, None, 2), Err(E::IllegalGeneration.code()));
+    assert_eq!(g.validate_txn_offset_commit("x", None, 1), Err(E::UnknownMemberId.code()));
+    assert_eq!(g.validate_txn_offset_commit("", None, -1), Ok(()), "v0-2 name no member: taken from an active group");
+    assert_eq!(g.validate_offset_commit("", None, -1), Err(E::UnknownMemberId.code()), "unlike OffsetCommit");
+
+    let l = limits(0);
+    let mut c = ClassicGroup::new("c", 0);
+    let mut joined = parked(c.join(req("", Some("i-1"), &range()), &l, t0, 0).0);
+    let m = joined.try_recv().unwrap().member_id;
+    assert_eq!(c.state, State::CompletingRebalance);
+    assert_eq!(c.validate_offset_commit(&m, Some("i-1"), 1), Err(E::RebalanceInProgress.code()));
+    assert_eq!(c.validate_txn_offset_commit(&m, Some("i-1"), 1), Ok(()), "no REBALANCE_IN_PROGRESS for transactions");
+    assert_eq!(c.validate_txn_offset_commit("old", Some("i-1"), 1), Err(E::FencedInstanceId.code()));
+    assert_eq!(c.validate_txn_offset_commit(&m, Some("i-2"), 1), Err(E::UnknownMemberId.code()));
+    c.kill(0);
+    assert_eq!(c.validate_txn_offset_commit(&m, Some("i-1"), 1), Err(E::CoordinatorNotAvailable.code()));
+}
+
+#[test]
 fn a_group_survives_its_record() {
     let l = limits(3000);
     let t0 = Instant::now();
