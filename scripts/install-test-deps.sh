@@ -3,6 +3,8 @@
 # kcat (librdkafka) from Debian, kafka-python and confluent-kafka in a venv at
 # .cache/venv, and the franz-go test program at .cache/bin/franz-interop. The
 # same venv holds moto, whose S3 server tiered/tests/s3.rs starts on 127.0.0.1.
+# The exactly-once tests' Java programs (tests/eos) are compiled against Kafka's
+# client and Kafka Streams from Maven Central into .cache/eos-classes.
 # Kafka's own jars and Java come from scripts/fetch-kafka.sh. Idempotent, and
 # quick when everything is already there. Usage: bash scripts/install-test-deps.sh
 set -euo pipefail
@@ -69,6 +71,39 @@ if [ "$(cat "$libs/.pom-sha256" 2>/dev/null)" != "$pom_sum" ]; then
     dependency:copy-dependencies -DoutputDirectory="$root/$libs" -DincludeScope=runtime
   echo "$pom_sum" > "$libs/.pom-sha256"
   echo "interop jars in $libs: $(ls "$libs" | tr '\n' ' ')"
+fi
+
+# --- the exactly-once test programs (tests/eos) --------------------------------
+# Kafka's Java client and Kafka Streams (with RocksDB) from Maven Central in
+# .cache/eos-libs, and the programs compiled against them in .cache/eos-classes
+# (recompiled when a source or the pom changes).
+eos_libs=.cache/eos-libs
+eos_pom=tests/eos/pom.xml
+eos_pom_sum=$(sha256sum "$eos_pom" | cut -d' ' -f1)
+if [ "$(cat "$eos_libs/.pom-sha256" 2>/dev/null)" != "$eos_pom_sum" ]; then
+  if ! command -v mvn >/dev/null; then
+    apt_install maven openjdk-17-jdk-headless
+  fi
+  rm -rf "$eos_libs"
+  mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$root/.cache/m2" -f "$eos_pom" \
+    dependency:copy-dependencies -DoutputDirectory="$root/$eos_libs" -DincludeScope=runtime
+  echo "$eos_pom_sum" > "$eos_libs/.pom-sha256"
+  echo "exactly-once test jars in $eos_libs: $(ls "$eos_libs" | tr '\n' ' ')"
+fi
+eos_classes=.cache/eos-classes
+eos_sum=$(sha256sum "$eos_pom" tests/eos/src/*.java | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$eos_classes/.sources-sha256" 2>/dev/null)" != "$eos_sum" ]; then
+  if ! command -v javac >/dev/null; then
+    apt_install openjdk-17-jdk-headless
+  fi
+  rm -rf "$eos_classes"
+  mkdir -p "$eos_classes"
+  javac -nowarn -d "$eos_classes" -cp "$eos_libs/*" tests/eos/src/*.java
+  echo "$eos_sum" > "$eos_classes/.sources-sha256"
+  echo "exactly-once test programs compiled into $eos_classes"
+else
+  # Same sources, newer files (a checkout): the tests compare times.
+  touch "$eos_classes/.sources-sha256"
 fi
 
 # --- franz-go test program ----------------------------------------------------

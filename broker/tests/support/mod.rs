@@ -21,6 +21,7 @@ use tempfile::TempDir;
 
 pub mod certs;
 pub mod cluster;
+pub mod eos;
 pub mod groups;
 pub mod s3;
 pub mod wire;
