@@ -23,7 +23,7 @@ use crate::metadata::store::now_ms;
 use crate::metadata::{MetadataImage, MetadataStore};
 use crate::partition::append::{Acks, AppendError, AppendWait};
 use crate::partition::{Partition, PartitionManager};
-use crate::protocol::records::{batch_records, batches, build_keyed_batch};
+use crate::protocol::records::{batch_records, build_keyed_batch};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -294,42 +294,16 @@ fn deleted_topics(old: &MetadataImage, new: &MetadataImage) -> HashSet<String> {
 /// Rebuilds a shard from its partition: the last record of each key wins.
 async fn load(partition: &Partition, state: &mut ShardState) -> Result<(), i16> {
     let started = Instant::now();
-    let mut hw = partition.watch_high_watermark();
-    let caught_up = tokio::time::timeout(LOAD_WAIT, async {
-        loop {
-            if *hw.borrow_and_update() >= partition.log_end_offset() {
-                return;
-            }
-            if hw.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-    if caught_up.await.is_err() {
+    if !partition.caught_up(LOAD_WAIT).await {
         return Err(E::CoordinatorLoadInProgress.code());
     }
     state.groups.clear();
     state.offsets = Offsets::default();
-    let end = partition.high_watermark();
-    let mut at = partition.log_start_offset();
     let mut replay = Replay::default();
-    while at < end {
-        let read = partition.read(at, 1 << 20, end).map_err(|e| {
-            tracing::warn!(partition = partition.index, "loading {OFFSETS_TOPIC}: {e}");
-            E::CoordinatorLoadInProgress.code()
-        })?;
-        if read.is_empty() || read.next_offset <= at {
-            break;
-        }
-        for slice in &read.slices {
-            for (header, bytes) in batches(slice) {
-                if header.last_offset() >= at {
-                    replay.batch(partition.index, &header, bytes, &mut state.offsets);
-                }
-            }
-        }
-        at = read.next_offset;
-    }
+    partition.replay(|header, bytes| replay.batch(partition.index, header, bytes, &mut state.offsets)).map_err(|e| {
+        tracing::warn!(partition = partition.index, "loading {OFFSETS_TOPIC}: {e}");
+        E::CoordinatorLoadInProgress.code()
+    })?;
     let records = replay.records;
     replay.finish(state, Instant::now(), now_ms());
     tracing::info!(
@@ -418,7 +392,7 @@ mod tests {
 
     use super::*;
     use crate::group::records::OffsetValue;
-    use crate::protocol::records::build_txn_keyed_batch;
+    use crate::protocol::records::{batches, build_txn_keyed_batch};
 
     fn commit(group: &str, partition: i32, offset: Option<i64>) -> (Vec<u8>, Option<Vec<u8>>) {
         let value = offset.map(|offset| OffsetValue {

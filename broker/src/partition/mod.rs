@@ -8,6 +8,7 @@
 //! - [`tiering`]: uploads rolled segments and deletes remote ones (KIP-405's remote log manager).
 //! - [`txn`]: last stable offset, aborted transactions.
 //! - [`markers`]: writes transaction markers (WriteTxnMarkers and the transaction coordinator).
+//! - [`replay`]: reading a partition back from its start (the coordinators' loads).
 //! - [`remote_read`]: Fetch and ListOffsets below the local log start, from the object store.
 
 pub mod append;
@@ -16,6 +17,7 @@ pub mod epochs;
 pub mod manager;
 pub mod markers;
 pub mod remote_read;
+pub mod replay;
 pub mod sequencer;
 pub mod tiering;
 pub mod txn;

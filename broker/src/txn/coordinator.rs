@@ -29,7 +29,7 @@ use crate::metadata::store::now_ms;
 use crate::partition::append::{Acks, AppendWait};
 use crate::partition::markers::TxnMarker;
 use crate::partition::{Partition, PartitionManager};
-use crate::protocol::records::{batch_records, batches, build_keyed_batch};
+use crate::protocol::records::{batch_records, build_keyed_batch};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
@@ -344,42 +344,21 @@ impl TxnCoordinator {
 /// transactional id wins, a tombstone removes it.
 async fn load(partition: &Partition, state: &mut ShardState) -> Result<(), i16> {
     let started = Instant::now();
-    let mut hw = partition.watch_high_watermark();
-    let caught_up = tokio::time::timeout(LOAD_WAIT, async {
-        loop {
-            if *hw.borrow_and_update() >= partition.log_end_offset() {
-                return;
-            }
-            if hw.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-    if caught_up.await.is_err() {
+    if !partition.caught_up(LOAD_WAIT).await {
         return Err(E::CoordinatorLoadInProgress.code());
     }
     state.txns.clear();
-    let end = partition.high_watermark();
-    let mut at = partition.log_start_offset();
     let mut records = 0usize;
-    while at < end {
-        let read = partition.read(at, 1 << 20, end).map_err(|e| {
+    partition
+        .replay(|header, bytes| {
+            if !header.is_control() {
+                records += apply_batch(partition, header, bytes, state);
+            }
+        })
+        .map_err(|e| {
             tracing::warn!(partition = partition.index, "loading {TXN_TOPIC}: {e}");
             E::CoordinatorLoadInProgress.code()
         })?;
-        if read.is_empty() || read.next_offset <= at {
-            break;
-        }
-        for slice in &read.slices {
-            for (header, bytes) in batches(slice) {
-                if header.is_control() || header.last_offset() < at {
-                    continue;
-                }
-                records += apply_batch(partition, &header, bytes, state);
-            }
-        }
-        at = read.next_offset;
-    }
     tracing::info!(
         partition = partition.index,
         ids = state.txns.len(),
